@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+import { Command, Option } from "commander";
+import { destination, pino, type Logger } from "pino";
+import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from "./config.js";
+import { createServer } from "./server.js";
+import { ServiceError } from "./service/errors.js";
+import { KeyService } from "./service/service.js";
+import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
+import { serveStdio } from "./transports/stdio.js";
+import { VERSION } from "./version.js";
+
+// The one composition root: flags and environment → config → store → service → server → transport.
+
+/** Options every command shares: where the store is, who acts, and the policy. Flags beat environment. */
+function addCommonOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--db <path>", 'SQLite database file, or ":memory:" (default: keywarden.db in the OS data directory)').env("KEYWARDEN_DB"))
+    .addOption(new Option("--user <name>", "acting user (default: the OS user name); created on first use").env("KEYWARDEN_USER"))
+    .addOption(new Option("--key-brand <brand>", "token brand, 1-16 of [a-z0-9] (default: kw)").env("KEYWARDEN_KEY_BRAND"))
+    .addOption(new Option("--max-active-keys <n>", "active keys per user (default: 5)").env("KEYWARDEN_MAX_ACTIVE_KEYS"))
+    .addOption(new Option("--default-expiry-days <n|none>", "expiry of a key created without expires_at (default: 90)").env("KEYWARDEN_DEFAULT_EXPIRY_DAYS"))
+    .addOption(new Option("--max-expiry-days <n|none>", "latest allowed expires_at, in days (default: 365)").env("KEYWARDEN_MAX_EXPIRY_DAYS"))
+    .addOption(new Option("--default-scopes <a,b>", "scopes of user-level keys (default: tools:read,tools:execute)").env("KEYWARDEN_DEFAULT_SCOPES"))
+    .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"));
+}
+
+/** Logs go to stderr, always: stdout is the stdio transport. */
+function createLogger(level: string): Logger {
+  return pino({ name: "keywarden", level, base: { pid: process.pid } }, destination({ fd: 2, sync: true }));
+}
+
+interface App {
+  config: AppConfig;
+  store: SqliteKeyStore;
+  service: KeyService;
+  logger: Logger;
+}
+
+function openApp(options: RawOptions): App {
+  const config = resolveConfig(options);
+  const logger = createLogger(config.logLevel);
+  const store = SqliteKeyStore.open({ path: config.databasePath });
+  const service = new KeyService({ store, config: config.service, pepper: config.pepper });
+  return { config, store, service, logger };
+}
+
+async function runStdioServer(options: RawOptions): Promise<void> {
+  const { config, store, service, logger } = openApp(options);
+  const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
+  const server = createServer({ service, principal, version: VERSION, logger });
+  await serveStdio(server, () => store.close());
+  logger.info(
+    { version: VERSION, db: config.databasePath, user: config.userName, admin: config.isAdmin },
+    "keywarden stdio server ready",
+  );
+}
+
+async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>): Promise<T> {
+  const app = openApp(options);
+  try {
+    const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
+    return await run(app, principal);
+  } finally {
+    await app.store.close();
+  }
+}
+
+function print(json: boolean, value: unknown, human: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = addCommonOptions(new Command("keywarden"))
+    .description("An MCP server that issues and manages API keys. Without a command it serves MCP over stdio.")
+    .version(VERSION, "-v, --version")
+    // Not .env(): commander would treat KEYWARDEN_ADMIN=0 as true; resolveConfig parses it.
+    .option("--admin", "the stdio user acts as an admin: every user's keys, projects (env: KEYWARDEN_ADMIN=1)")
+    .action((options: RawOptions) => runStdioServer(options));
+
+  const admin = program.command("admin").description("operator commands that act on the database directly");
+
+  addCommonOptions(admin.command("create-project"))
+    .description("create a project, so that project-scoped keys can be made")
+    .requiredOption("--slug <slug>", "unique slug, ^[a-z0-9][a-z0-9-]{0,62}$")
+    .requiredOption("--name <name>", "display name")
+    .option("--scopes <a,b>", "default scopes of the project's keys (default: the user-level defaults)")
+    .option("--json", "print JSON")
+    .action((options: RawOptions & { slug: string; name: string; scopes?: string; json?: boolean }) =>
+      withAdminApp(options, async ({ service }, principal) => {
+        const project = await service.createProject(principal, {
+          slug: options.slug,
+          name: options.name,
+          default_scopes: options.scopes?.split(",").map((scope) => scope.trim()).filter(Boolean),
+        });
+        print(options.json === true, project, `created project ${project.slug} (${project.id}) with default scopes ${project.default_scopes.join(",")}`);
+      }),
+    );
+
+  addCommonOptions(admin.command("list-projects"))
+    .description("list the projects of the default organization")
+    .option("--json", "print JSON")
+    .action((options: RawOptions & { json?: boolean }) =>
+      withAdminApp(options, async ({ service }, principal) => {
+        const projects = await service.listProjects(principal);
+        const lines = projects.map((project) => `${project.id}  ${project.slug}  ${project.name}  [${project.default_scopes.join(",")}]`);
+        print(options.json === true, projects, lines.length > 0 ? lines.join("\n") : "no projects");
+      }),
+    );
+
+  return program;
+}
+
+/** One clear line on stderr and a non-zero exit for anything the operator can fix; never a stack trace. */
+function fail(error: unknown): never {
+  if (error instanceof ConfigError || error instanceof StoreOpenError) {
+    process.stderr.write(`keywarden: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (error instanceof ServiceError) {
+    const fields = error.errors.map((field) => `${field.key}: ${field.message}`).join("; ");
+    process.stderr.write(`keywarden: ${error.code}: ${error.message}${fields ? ` (${fields})` : ""}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`keywarden: unexpected error: ${(error as Error)?.message ?? String(error)}\n`);
+  process.exit(1);
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch(fail);

@@ -1,0 +1,59 @@
+export type ErrorCode =
+  | "validation_error"
+  | "not_found"
+  | "forbidden"
+  | "max_keys_reached"
+  | "conflict"
+  | "confirmation_declined"
+  | "internal_error";
+
+/** One offending field: `key` names it (an unknown field too), `value` shows what was sent when that is safe. */
+export interface FieldError {
+  key: string;
+  message: string;
+  value?: unknown;
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; errors: FieldError[] };
+}
+
+const MAX_ECHOED_LENGTH = 64;
+
+/** Echoes a rejected value back in a bounded form, so an error never carries a huge or binary payload. */
+export function echoValue(value: unknown): unknown {
+  if (typeof value === "string") {
+    return value.length > MAX_ECHOED_LENGTH ? `${value.slice(0, MAX_ECHOED_LENGTH)}… (${value.length} characters)` : value;
+  }
+  if (value === null || typeof value === "number" || typeof value === "boolean") return value;
+  if (Array.isArray(value)) return `array of ${value.length}`;
+  return typeof value;
+}
+
+/** An expected refusal: its code, message and fields go to the caller as they are. */
+export class ServiceError extends Error {
+  override name = "ServiceError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly errors: FieldError[] = [],
+  ) {
+    super(message);
+  }
+
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, errors: this.errors } };
+  }
+}
+
+export const validationError = (errors: FieldError[]): ServiceError =>
+  new ServiceError(
+    "validation_error",
+    errors.length === 1 ? `invalid ${errors[0]!.key}: ${errors[0]!.message}` : `${errors.length} fields are invalid`,
+    errors,
+  );
+
+/** Any other failure becomes this: no stack, no SQL, no secret reaches the caller. */
+export const internalErrorBody = (): ErrorBody => ({
+  error: { code: "internal_error", message: "internal error; the operation was not completed", errors: [] },
+});

@@ -1,0 +1,89 @@
+import { echoValue, type FieldError } from "./errors.js";
+
+export const NAME_MAX_LENGTH = 255;
+// C0 and C1 control characters, DEL, and the line/paragraph separators that break one-line displays.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** Trims a display name and checks it: 1-255 characters, no control characters. */
+export function checkName(field: string, raw: string, errors: FieldError[]): string {
+  const name = raw.trim();
+  if (name.length === 0) {
+    errors.push({ key: field, message: "must not be empty", value: echoValue(raw) });
+  } else if ([...name].length > NAME_MAX_LENGTH) {
+    errors.push({ key: field, message: `must be at most ${NAME_MAX_LENGTH} characters`, value: echoValue(raw) });
+  } else if (CONTROL_CHARACTERS.test(name)) {
+    errors.push({ key: field, message: "must not contain control characters", value: echoValue(raw) });
+  }
+  return name;
+}
+
+// RFC 3339 / ISO 8601 date-time with a mandatory offset; seconds and fractions optional.
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** Parses an ISO 8601 date-time with offset to epoch milliseconds; null when it is not one or names no real instant. */
+export function parseIsoDateTime(value: string): number | null {
+  const match = DATE_TIME.exec(value);
+  if (!match) return null;
+  const [year, month, day, hour, minute, second = 0] = match.slice(1, 7).map((part) => (part === undefined ? undefined : Number(part))) as number[];
+  const millis = match[7] ? Number(match[7].slice(0, 3).padEnd(3, "0")) : 0;
+  if (month! < 1 || month! > 12 || hour! > 23 || minute! > 59 || second > 59) return null;
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  if (day! < 1 || day! > daysInMonth) return null;
+  let offsetMinutes = 0;
+  if (!match[8]) {
+    const offsetHours = Number(match[10]);
+    const offsetMins = Number(match[11]);
+    if (offsetHours > 23 || offsetMins > 59) return null;
+    offsetMinutes = (match[9] === "-" ? -1 : 1) * (offsetHours * 60 + offsetMins);
+  }
+  const utc = Date.UTC(year!, month! - 1, day!, hour!, minute!, second, millis);
+  // Date.UTC maps years 0-99 to 1900-1999; this format always means the literal year.
+  const corrected = year! < 100 ? new Date(utc).setUTCFullYear(year!) : utc;
+  return corrected - offsetMinutes * 60_000;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Checks a requested expiry against policy: a real date-time with offset, in the future, at most
+ * `maxDays` ahead. Returns the canonical UTC form, or undefined after recording the error.
+ */
+export function checkExpiresAt(
+  field: string,
+  raw: string,
+  now: Date,
+  maxDays: number | null,
+  errors: FieldError[],
+): string | undefined {
+  const at = parseIsoDateTime(raw);
+  if (at === null) {
+    errors.push({ key: field, message: "must be an ISO 8601 date-time with a UTC offset, e.g. 2027-01-31T12:00:00Z", value: echoValue(raw) });
+    return undefined;
+  }
+  if (at <= now.getTime()) {
+    errors.push({ key: field, message: "must be in the future", value: echoValue(raw) });
+    return undefined;
+  }
+  if (maxDays !== null && at > now.getTime() + maxDays * DAY_MS) {
+    errors.push({ key: field, message: `must be at most ${maxDays} days from now`, value: echoValue(raw) });
+    return undefined;
+  }
+  return new Date(at).toISOString();
+}
+
+export function addDays(now: Date, days: number): string {
+  return new Date(now.getTime() + days * DAY_MS).toISOString();
+}
+
+export const SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const SCOPE_PATTERN = /^[a-z0-9]+(?:[:._-][a-z0-9]+)*$/;
+export const SCOPE_MAX_LENGTH = 64;
+
+/** Checks a list of scope names; returns them de-duplicated in their given order. */
+export function checkScopes(field: string, scopes: string[], errors: FieldError[]): string[] {
+  const bad = scopes.find((scope) => scope.length > SCOPE_MAX_LENGTH || !SCOPE_PATTERN.test(scope));
+  if (bad !== undefined) {
+    errors.push({ key: field, message: "each scope must be lowercase words joined by : . _ or -, at most 64 characters", value: echoValue(bad) });
+  }
+  return [...new Set(scopes)];
+}

@@ -1,0 +1,78 @@
+import type * as z from "zod";
+import { echoValue, internalErrorBody, ServiceError, validationError, type ErrorBody, type FieldError } from "../service/errors.js";
+import type { ToolContext, ToolDefinition } from "./tool.js";
+
+export interface ToolCallResult {
+  [key: string]: unknown;
+  content: { type: "text"; text: string }[];
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+}
+
+export interface ToolCallOutcome {
+  result: ToolCallResult;
+  /** The error code when the call failed, for the log; never the arguments. */
+  errorCode: string | null;
+  /** An unexpected failure, for the operator's log only: the caller sees internal_error. */
+  fault?: unknown;
+}
+
+/** Maps zod's issues to one entry per offending field, naming unknown fields too. */
+export function fieldErrorsOf(error: z.ZodError, args: Record<string, unknown>): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) errors.push({ key: [...issue.path, key].join("."), message: "unknown field" });
+      continue;
+    }
+    const key = issue.path.length > 0 ? issue.path.map(String).join(".") : "arguments";
+    const value = issue.path.length > 0 ? valueAt(args, issue.path) : args;
+    if (issue.code === "invalid_type" && value === undefined) {
+      errors.push({ key, message: "required" });
+    } else if (issue.code === "invalid_type") {
+      errors.push({ key, message: `expected ${issue.expected}`, value: typeof value === "string" ? "string" : echoValue(value) });
+    } else {
+      errors.push({ key, message: issue.message });
+    }
+  }
+  return errors;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const step of path) {
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, step)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[step];
+  }
+  return value;
+}
+
+const errorResult = (body: ErrorBody): ToolCallResult => ({
+  // Text only: clients check structuredContent against the output schema, error or not.
+  content: [{ type: "text", text: JSON.stringify(body) }],
+  isError: true,
+});
+
+/**
+ * Runs one tool call: validates the arguments against the input schema (our own
+ * validation_error body, not the SDK's), runs the handler, and checks the result against the
+ * output schema before it leaves.
+ */
+export async function callTool(tool: ToolDefinition, rawArgs: unknown, context: ToolContext): Promise<ToolCallOutcome> {
+  const args = (rawArgs ?? {}) as Record<string, unknown>;
+  const parsed = tool.inputSchema.safeParse(args);
+  if (!parsed.success) {
+    const error = validationError(fieldErrorsOf(parsed.error, args));
+    return { result: errorResult(error.toBody()), errorCode: error.code };
+  }
+  try {
+    const output = tool.outputSchema.parse(await tool.handler(parsed.data, context)) as Record<string, unknown>;
+    return {
+      result: { content: [{ type: "text", text: JSON.stringify(output) }], structuredContent: output },
+      errorCode: null,
+    };
+  } catch (error) {
+    if (error instanceof ServiceError) return { result: errorResult(error.toBody()), errorCode: error.code };
+    return { result: errorResult(internalErrorBody()), errorCode: "internal_error", fault: error };
+  }
+}

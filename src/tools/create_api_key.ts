@@ -1,0 +1,45 @@
+import * as z from "zod";
+import { defineTool } from "./tool.js";
+
+// The schemas are the contract of ../shared/spec/ to the letter: the name and date rules live in
+// the service, because keywords such as minLength or format are not in the spec.
+export const createApiKeyInput = z
+  .strictObject({
+    name: z.string().describe("Name for the API key"),
+    project_reference: z.string().describe("Project ID or slug (optional for user-level key)").optional(),
+    expires_at: z.string().describe("Expiration date in ISO 8601 format").optional(),
+  })
+  .describe("Input schema for the create_api_key tool.");
+
+export const createApiKeyOutput = z
+  .strictObject({
+    id: z.string().describe("Unique identifier for the returned record."),
+    project_id: z.string().nullable().describe("Project identifier associated with this result."),
+    user_id: z.string().describe("The user id associated with this tool result."),
+    name: z.string().describe("Human-readable name for the returned record."),
+    key: z.string().describe("The key associated with this tool result."),
+    key_prefix: z.string().describe("The key prefix associated with this tool result."),
+    expires_at: z.string().nullable().describe("The expires at associated with this tool result."),
+    created_at: z.string().describe("Creation timestamp in ISO 8601 format."),
+    scopes: z
+      .array(z.string().describe("One scope item associated with this tool result."))
+      .describe("List of scopes associated with this tool result."),
+  })
+  .describe("Structured result returned by the create_api_key tool.");
+
+export const createApiKeyTool = defineTool({
+  name: "create_api_key",
+  title: "Create API key",
+  description:
+    "Create a new API key for the acting user, either user-level or for a project (by id or slug). " +
+    "The full key is returned only in this response: store it now, it cannot be shown again. " +
+    "Without expires_at the key expires after the server's default period; expires_at must be an " +
+    "ISO 8601 date-time with offset, in the future and within the server's maximum. Scopes come from " +
+    "the project's default scopes or the user-level defaults. Fails with max_keys_reached when the " +
+    "user already holds the maximum number of active keys.",
+  group: "API Keys",
+  inputSchema: createApiKeyInput,
+  outputSchema: createApiKeyOutput,
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  handler: (input, { service, principal }) => service.createApiKey(principal, input),
+});

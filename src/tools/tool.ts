@@ -1,0 +1,41 @@
+import * as z from "zod";
+import type { KeyService } from "../service/service.js";
+import type { Principal } from "../service/principal.js";
+
+export interface ToolContext {
+  service: KeyService;
+  principal: Principal;
+}
+
+export interface ToolAnnotations {
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+export type ToolGroup = "API Keys" | "Projects" | "Audit";
+
+/** One MCP tool: its contract (zod schemas, annotations) and a handler that calls the service. */
+export interface ToolDefinition<Input extends z.ZodObject = z.ZodObject, Output extends z.ZodObject = z.ZodObject> {
+  name: string;
+  title: string;
+  description: string;
+  group: ToolGroup;
+  inputSchema: Input;
+  outputSchema: Output;
+  annotations: ToolAnnotations;
+  handler(input: z.output<Input>, context: ToolContext): Promise<z.input<Output>>;
+}
+
+/** Keeps the handler's types tied to its schemas while the registry holds tools of any shape. */
+export function defineTool<Input extends z.ZodObject, Output extends z.ZodObject>(
+  tool: ToolDefinition<Input, Output>,
+): ToolDefinition {
+  return tool as unknown as ToolDefinition;
+}
+
+/** The draft-07 JSON Schema that tools/list shows and schemas/ holds. */
+export function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  return z.toJSONSchema(schema, { target: "draft-7" }) as Record<string, unknown>;
+}
