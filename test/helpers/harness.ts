@@ -1,0 +1,93 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { createServer } from "../../src/server.js";
+import { DEFAULT_POLICY, type Policy } from "../../src/service/policy.js";
+import type { Principal } from "../../src/service/principal.js";
+import { KeyService } from "../../src/service/service.js";
+import { SqliteKeyStore } from "../../src/store/sqlite.js";
+
+/** A clock the test moves by hand. */
+export class TestClock {
+  constructor(public current = new Date("2026-06-01T12:00:00.000Z")) {}
+  now = (): Date => new Date(this.current.getTime());
+  advance(ms: number): void {
+    this.current = new Date(this.current.getTime() + ms);
+  }
+}
+
+export function makeTempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "keywarden-test-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Harness {
+  dir: string;
+  dbPath: string;
+  store: SqliteKeyStore;
+  service: KeyService;
+  clock: TestClock;
+  principal: Principal;
+  close(): Promise<void>;
+}
+
+/** A real service on a real SQLite file in a temp dir, with a test clock. */
+export async function openHarness(
+  options: { policy?: Partial<Policy>; pepper?: string; userName?: string; isAdmin?: boolean } = {},
+): Promise<Harness> {
+  const { dir, cleanup } = makeTempDir();
+  const dbPath = join(dir, "keywarden.db");
+  const store = SqliteKeyStore.open({ path: dbPath });
+  const clock = new TestClock();
+  const service = new KeyService({
+    store,
+    clock: clock.now,
+    pepper: options.pepper,
+    config: { policy: { ...DEFAULT_POLICY, ...options.policy }, keyBrand: "kw" },
+  });
+  const principal = await service.localPrincipal({
+    userName: options.userName ?? "alice",
+    transport: "stdio",
+    isAdmin: options.isAdmin ?? false,
+  });
+  return {
+    dir,
+    dbPath,
+    store,
+    service,
+    clock,
+    principal,
+    close: async () => {
+      await store.close();
+      cleanup();
+    },
+  };
+}
+
+/** A real MCP client linked in memory to a real server for `principal`. */
+export async function connectClient(service: KeyService, principal: Principal): Promise<Client> {
+  const server = createServer({ service, principal, version: "test" });
+  const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverTransport);
+  const client = new Client({ name: "keywarden-test", version: "0" });
+  await client.connect(clientTransport);
+  return client;
+}
+
+/** Row counts of every table: "nothing was written" is these being equal before and after. */
+export function tableCounts(store: SqliteKeyStore): Record<string, number> {
+  const tables = store.db
+    .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    .all()
+    .map((row) => row.name);
+  return Object.fromEntries(
+    tables.map((table) => [table, (store.db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n]),
+  );
+}
+
+/** The secret part of a token: everything after the key prefix. */
+export function secretOf(token: string): string {
+  return token.split("_").slice(2).join("_");
+}
