@@ -24,6 +24,29 @@ function addCommonOptions(command: Command): Command {
     .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"));
 }
 
+/**
+ * A subcommand's options merged with its parents' (`keywarden --db x admin list-projects` and
+ * `keywarden admin list-projects --db x` both work). A value given on the command line at any
+ * level beats one from the environment at any level: flags beat environment.
+ */
+function effectiveOptions<T>(command: Command): T {
+  const chain: Command[] = [];
+  for (let current: Command | null = command; current; current = current.parent) chain.push(current);
+  const merged: Record<string, unknown> = {};
+  const fromCli = new Set<string>();
+  for (const level of chain) {
+    for (const [key, value] of Object.entries(level.opts())) {
+      if (value === undefined) continue;
+      const cli = level.getOptionValueSource(key) === "cli";
+      if (!(key in merged) || (cli && !fromCli.has(key))) {
+        merged[key] = value;
+        if (cli) fromCli.add(key);
+      }
+    }
+  }
+  return merged as T;
+}
+
 /** Logs go to stderr, always: stdout is the stdio transport. */
 function createLogger(level: string): Logger {
   return pino({ name: "keywarden", level, base: { pid: process.pid } }, destination({ fd: 2, sync: true }));
@@ -73,11 +96,17 @@ export function buildProgram(): Command {
   const program = addCommonOptions(new Command("keywarden"))
     .description("An MCP server that issues and manages API keys. Without a command it serves MCP over stdio.")
     .version(VERSION, "-v, --version")
+    // Options after a subcommand belong to it (`keywarden admin list-projects --db x`); without
+    // this, commander hands them to the root command and the subcommand silently uses the default.
+    .enablePositionalOptions()
     // Not .env(): commander would treat KEYWARDEN_ADMIN=0 as true; resolveConfig parses it.
     .option("--admin", "the stdio user acts as an admin: every user's keys, projects (env: KEYWARDEN_ADMIN=1)")
     .action((options: RawOptions) => runStdioServer(options));
 
-  const admin = program.command("admin").description("operator commands that act on the database directly");
+  const admin = program
+    .command("admin")
+    .description("operator commands that act on the database directly")
+    .enablePositionalOptions();
 
   addCommonOptions(admin.command("create-project"))
     .description("create a project, so that project-scoped keys can be made")
@@ -85,27 +114,29 @@ export function buildProgram(): Command {
     .requiredOption("--name <name>", "display name")
     .option("--scopes <a,b>", "default scopes of the project's keys (default: the user-level defaults)")
     .option("--json", "print JSON")
-    .action((options: RawOptions & { slug: string; name: string; scopes?: string; json?: boolean }) =>
-      withAdminApp(options, async ({ service }, principal) => {
+    .action((_options: unknown, command: Command) => {
+      const options = effectiveOptions<RawOptions & { slug: string; name: string; scopes?: string; json?: boolean }>(command);
+      return withAdminApp(options, async ({ service }, principal) => {
         const project = await service.createProject(principal, {
           slug: options.slug,
           name: options.name,
           default_scopes: options.scopes?.split(",").map((scope) => scope.trim()).filter(Boolean),
         });
         print(options.json === true, project, `created project ${project.slug} (${project.id}) with default scopes ${project.default_scopes.join(",")}`);
-      }),
-    );
+      });
+    });
 
   addCommonOptions(admin.command("list-projects"))
     .description("list the projects of the default organization")
     .option("--json", "print JSON")
-    .action((options: RawOptions & { json?: boolean }) =>
-      withAdminApp(options, async ({ service }, principal) => {
+    .action((_options: unknown, command: Command) => {
+      const options = effectiveOptions<RawOptions & { json?: boolean }>(command);
+      return withAdminApp(options, async ({ service }, principal) => {
         const projects = await service.listProjects(principal);
         const lines = projects.map((project) => `${project.id}  ${project.slug}  ${project.name}  [${project.default_scopes.join(",")}]`);
         print(options.json === true, projects, lines.length > 0 ? lines.join("\n") : "no projects");
-      }),
-    );
+      });
+    });
 
   return program;
 }

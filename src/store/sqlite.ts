@@ -74,9 +74,9 @@ function eventParams(event: KeyEventRow) {
 export function openSqliteDatabase(options: SqliteStoreOptions): Database.Database {
   const migrations = options.migrations ?? loadMigrations();
   const latest = migrations.length;
-  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
   let db: Database.Database;
   try {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
     db = new Database(options.path);
   } catch (error) {
     throw new StoreOpenError(`cannot open database ${options.path}: ${(error as Error).message}`);

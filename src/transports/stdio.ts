@@ -6,19 +6,23 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
  * runs `onClose` (closing the store) exactly once. Nothing else may write to stdout.
  */
 export async function serveStdio(server: Server, onClose: () => Promise<void>): Promise<void> {
-  const transport = new StdioServerTransport();
   let closing: Promise<void> | undefined;
-  const shutdown = () => {
-    closing ??= (async () => {
+  const shutdown = (): Promise<void> => {
+    if (closing) return closing;
+    // Assigned before server.close() runs: closing the server fires onclose again, synchronously.
+    let done!: () => void;
+    closing = new Promise<void>((resolve) => (done = resolve));
+    void (async () => {
       await server.close().catch(() => undefined);
-      await onClose();
+      await onClose().catch(() => undefined);
+      done();
     })();
     return closing;
   };
-  transport.onclose = () => void shutdown();
-  process.stdin.on("end", () => void shutdown());
+  server.onclose = () => void shutdown();
+  process.stdin.once("end", () => void shutdown());
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => void shutdown().then(() => process.exit(0)));
   }
-  await server.connect(transport);
+  await server.connect(new StdioServerTransport());
 }

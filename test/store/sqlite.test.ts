@@ -1,0 +1,72 @@
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadMigrations } from "../../src/store/migrations.js";
+import { SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
+import { makeTempDir } from "../helpers/harness.js";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((cleanup) => cleanup()));
+
+function tempDbPath(): string {
+  const { dir, cleanup } = makeTempDir();
+  cleanups.push(cleanup);
+  return join(dir, "nested", "keywarden.db");
+}
+
+describe("SqliteKeyStore.open", () => {
+  it("creates the file and its directory, migrates to the latest version and sets durability pragmas", async () => {
+    const path = tempDbPath();
+    const store = SqliteKeyStore.open({ path });
+    expect(store.db.pragma("user_version", { simple: true })).toBe(loadMigrations().length);
+    expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2); // FULL
+    expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
+    expect(store.db.pragma("busy_timeout", { simple: true })).toBeGreaterThanOrEqual(1000);
+    const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
+    expect(tables).toEqual(["api_keys", "key_events", "organizations", "projects", "users"]);
+    await store.close();
+  });
+
+  it("reopens an up-to-date database without re-running migrations", async () => {
+    const path = tempDbPath();
+    const first = SqliteKeyStore.open({ path });
+    const org = await first.ensureDefaultOrganization(new Date().toISOString());
+    await first.close();
+    const second = SqliteKeyStore.open({ path });
+    expect((await second.ensureDefaultOrganization(new Date().toISOString())).id).toBe(org.id);
+    await second.close();
+  });
+
+  it("refuses a database from a newer keywarden and leaves its bytes untouched", async () => {
+    const path = tempDbPath();
+    (await SqliteKeyStore.open({ path }).close());
+    const raw = new Database(path);
+    raw.pragma("journal_mode = DELETE"); // fold the WAL in so the main file is the whole database
+    raw.pragma("user_version = 99");
+    raw.close();
+    const before = createHash("sha256").update(readFileSync(path)).digest("hex");
+    expect(() => SqliteKeyStore.open({ path })).toThrow(StoreOpenError);
+    expect(() => SqliteKeyStore.open({ path })).toThrow(/schema version 99, newer than this keywarden understands .*not modified/);
+    expect(createHash("sha256").update(readFileSync(path)).digest("hex")).toBe(before);
+  });
+
+  it("refuses a file that is not a database with a clear message", () => {
+    const path = tempDbPath();
+    SqliteKeyStore.open({ path }).close();
+    const garbage = join(path, "..", "garbage.db");
+    writeFileSync(garbage, "this is not sqlite".repeat(100));
+    expect(() => SqliteKeyStore.open({ path: garbage })).toThrow(/cannot open database .*garbage\.db/);
+  });
+
+  it("supports :memory:", async () => {
+    const store = SqliteKeyStore.open({ path: ":memory:" });
+    const org = await store.ensureDefaultOrganization("2026-01-01T00:00:00.000Z");
+    const user = await store.ensureUser(org.id, "bob", "2026-01-01T00:00:00.000Z");
+    expect(await store.ensureUser(org.id, "bob", "2026-01-02T00:00:00.000Z")).toEqual(user);
+    expect(await store.getUserById(user.id)).toEqual(user);
+    await store.close();
+  });
+});
