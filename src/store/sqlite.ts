@@ -362,8 +362,10 @@ export class SqliteKeyStore implements KeyStore {
         const found = this.statements.keyById.get(oldKeyId);
         if (!found) return { ok: false, reason: "not_found" };
         const old = toApiKeyRow(found);
-        if (old.revoked_at !== null) return { ok: false, reason: "revoked", key: old };
+        // Replaced first: the loser of a race with a grace-0 rotation should hear "already rotated"
+        // (and the successor's id), not merely "revoked".
         if (old.replaced_by !== null) return { ok: false, reason: "already_rotated", key: old };
+        if (old.revoked_at !== null) return { ok: false, reason: "revoked", key: old };
         if (old.expires_at !== null && old.expires_at <= now) return { ok: false, reason: "expired", key: old };
         if ((["name", "description", "scopes", "expires_at"] as const).some((field) => !sameValue(old[field], expected[field]))) {
           return { ok: false, reason: "changed", key: old };
