@@ -1,13 +1,54 @@
-import { createTokenHasher, type TokenHasher } from "../keys/hash.js";
+import { createTokenHasher, hashesEqual, type TokenHasher } from "../keys/hash.js";
 import { newApiKeyId, newKeyEventId, newProjectId } from "../keys/ids.js";
-import { assertValidBrand, generateToken } from "../keys/token.js";
-import type { ApiKeyRow, KeyEventRow, KeyStore, ProjectRow, Transport } from "../store/types.js";
+import { assertValidBrand, generateToken, parseToken } from "../keys/token.js";
+import type {
+  ApiKeyRow,
+  KeyChanges,
+  KeyEventRow,
+  KeyStatusFilter,
+  KeyStore,
+  KeyUse,
+  ProjectRow,
+  Transport,
+} from "../store/types.js";
+import { decodeCursor, encodeCursor } from "./cursor.js";
 import { ServiceError, echoValue, validationError, type FieldError } from "./errors.js";
 import { checkPolicy, DEFAULT_SERVICE_CONFIG, type ServiceConfig } from "./policy.js";
 import type { Principal } from "./principal.js";
-import { addDays, checkExpiresAt, checkName, checkScopes, SLUG_PATTERN } from "./validation.js";
+import {
+  toApiKeyRecord,
+  toKeyEventRecord,
+  toProjectRecord,
+  type ApiKeyRecord,
+  type KeyEventRecord,
+  type ProjectRecord,
+} from "./records.js";
+import {
+  addDays,
+  checkDescription,
+  checkExpiresAt,
+  checkInteger,
+  checkName,
+  checkScopes,
+  GRACE_PERIOD_DEFAULT_SECONDS,
+  GRACE_PERIOD_MAX_SECONDS,
+  PAGE_LIMIT_DEFAULT,
+  PAGE_LIMIT_MAX,
+  SCOPES_MAX_COUNT,
+  SLUG_PATTERN,
+} from "./validation.js";
+
+export type { ApiKeyRecord, KeyEventRecord, ProjectRecord } from "./records.js";
 
 export type Clock = () => Date;
+
+/**
+ * Where successful verifications record last use. The default writes each use to the store at
+ * once; a coalescing writer (flushed every second) can take its place without touching verify.
+ */
+export interface KeyUseRecorder {
+  record(keyId: string, use: KeyUse): Promise<void>;
+}
 
 export interface KeyServiceOptions {
   store: KeyStore;
@@ -15,6 +56,8 @@ export interface KeyServiceOptions {
   clock?: Clock;
   /** HMAC key for token hashes (KEYWARDEN_PEPPER); plain SHA-256 without it. */
   pepper?: string;
+  /** Defaults to writing each use straight to the store. */
+  useRecorder?: KeyUseRecorder;
 }
 
 export interface CreateApiKeyInput {
@@ -42,22 +85,115 @@ export interface CreateProjectInput {
   default_scopes?: string[];
 }
 
-export interface ProjectRecord {
-  id: string;
-  organization_id: string;
-  slug: string;
-  name: string;
-  default_scopes: string[];
-  created_at: string;
-}
-
 export interface LocalPrincipalOptions {
   userName: string;
   transport: Transport;
   isAdmin: boolean;
 }
 
-const toProjectRecord = (row: ProjectRow): ProjectRecord => ({ ...row });
+export interface ListApiKeysInput {
+  project_reference?: string;
+  status?: KeyStatusFilter;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ApiKeyPage {
+  keys: ApiKeyRecord[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
+export interface GetApiKeyInput {
+  id?: string;
+  key_prefix?: string;
+}
+
+export interface UpdateApiKeyInput {
+  id: string;
+  name?: string;
+  description?: string | null;
+  scopes?: string[];
+  expires_at?: string;
+}
+
+export interface RotateApiKeyInput {
+  id: string;
+  grace_period_seconds?: number;
+}
+
+/** The successor exactly as create_api_key returns a key, plus what became of its predecessor. */
+export interface RotatedApiKey extends CreatedApiKey {
+  previous_key_id: string;
+  /** When the previous key stops being accepted: the end of the grace period, or now when revoked at once. */
+  previous_key_expires_at: string;
+}
+
+export interface RevokeApiKeyInput {
+  id: string;
+  reason?: string;
+}
+
+export type VerifyCode = "valid" | "malformed" | "not_found" | "revoked" | "expired" | "insufficient_scope";
+
+export interface VerifyOptions {
+  /** Every one of these must be among the key's scopes (exact names; `admin` implies nothing here). */
+  requiredScopes?: string[];
+  /** The client address of the request the key came with, recorded as last use. */
+  ip?: string | null;
+  /** The user agent of the request the key came with, recorded as last use. */
+  userAgent?: string | null;
+}
+
+/** The answer to a verification: the same shape whatever the outcome. Never the token. */
+export interface VerifyResult {
+  valid: boolean;
+  code: VerifyCode;
+  key_id: string | null;
+  key_prefix: string | null;
+  user_id: string | null;
+  organization_id: string | null;
+  project_id: string | null;
+  scopes: string[] | null;
+  expires_at: string | null;
+}
+
+export interface WhoAmI {
+  user_id: string;
+  user_name: string;
+  organization_id: string;
+  transport: Transport;
+  is_admin: boolean;
+  key_id: string | null;
+  scopes: string[] | null;
+}
+
+export interface ListKeyEventsInput {
+  key_id?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface KeyEventPage {
+  events: KeyEventRecord[];
+  next_cursor: string | null;
+}
+
+const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
+  key_id: null,
+  key_prefix: null,
+  user_id: null,
+  organization_id: null,
+  project_id: null,
+  scopes: null,
+  expires_at: null,
+};
+
+/** Compared against when no row matches, so a miss costs about what a hit costs. */
+const DUMMY_HASH = new Uint8Array(32);
+
+const notFound = (field: string, value: string, what = "no API key with this id"): ServiceError =>
+  new ServiceError("not_found", what, [{ key: field, message: "not_found", value: echoValue(value) }]);
 
 /**
  * The rules of keywarden (DESIGN sections 4 and 5), independent of MCP and HTTP: it takes a store,
@@ -68,6 +204,7 @@ export class KeyService {
   readonly config: ServiceConfig;
   private readonly clock: Clock;
   private readonly hasher: TokenHasher;
+  private readonly useRecorder: KeyUseRecorder;
 
   constructor(options: KeyServiceOptions) {
     this.store = options.store;
@@ -76,6 +213,8 @@ export class KeyService {
     assertValidBrand(this.config.keyBrand);
     this.clock = options.clock ?? (() => new Date());
     this.hasher = createTokenHasher(options.pepper);
+    const store = this.store;
+    this.useRecorder = options.useRecorder ?? { record: (keyId, use) => store.recordKeyUse(keyId, use) };
   }
 
   /** The principal of a caller without a key (stdio, the CLI): the named user, created on first use. */
@@ -97,9 +236,7 @@ export class KeyService {
 
   async createApiKey(principal: Principal, input: CreateApiKeyInput): Promise<CreatedApiKey> {
     const { policy } = this.config;
-    if (principal.keyId !== null && !policy.allowMintingWithKeys && !principal.isAdmin) {
-      throw new ServiceError("forbidden", "this server does not allow minting keys with an API key");
-    }
+    this.assertMayMint(principal);
     const now = this.clock();
     const errors: FieldError[] = [];
     const name = checkName("name", input.name, errors);
@@ -111,42 +248,21 @@ export class KeyService {
         : checkExpiresAt("expires_at", input.expires_at, now, policy.maxExpiryDays, errors);
     if (errors.length > 0) throw validationError(errors);
 
-    let project: ProjectRow | null = null;
-    if (input.project_reference !== undefined) {
-      project = await this.store.findProject(principal.organizationId, input.project_reference);
-      if (!project) {
-        throw new ServiceError("not_found", "no project with this id or slug", [
-          { key: "project_reference", message: "not_found", value: echoValue(input.project_reference) },
-        ]);
-      }
-    }
+    const project = input.project_reference === undefined ? null : await this.projectOf(principal, input.project_reference);
     const scopes = this.scopesForNewKey(principal, project ? project.default_scopes : policy.defaultScopes);
 
-    const { token, keyPrefix } = generateToken(this.config.keyBrand);
     const createdAt = now.toISOString();
-    const key: ApiKeyRow = {
-      id: newApiKeyId(),
-      organization_id: principal.organizationId,
-      user_id: principal.userId,
-      project_id: project?.id ?? null,
+    const { token, key } = this.newKeyRow(principal, {
+      owner: principal.userId,
+      organizationId: principal.organizationId,
+      projectId: project?.id ?? null,
       name,
       description: null,
-      key_prefix: keyPrefix,
-      key_hash: this.hasher.hash(token),
-      hash_algorithm: this.hasher.algorithm,
       scopes,
-      created_at: createdAt,
-      created_by_user_id: principal.userId,
-      created_by_key_id: principal.keyId,
-      expires_at: expiresAt ?? null,
-      last_used_at: null,
-      last_used_ip: null,
-      last_used_user_agent: null,
-      revoked_at: null,
-      revoked_reason: null,
-      rotated_from: null,
-      replaced_by: null,
-    };
+      expiresAt: expiresAt ?? null,
+      createdAt,
+      rotatedFrom: null,
+    });
     const event = this.event(principal, key.id, "key.created", createdAt, {
       name,
       project_id: key.project_id,
@@ -161,17 +277,7 @@ export class KeyService {
         [{ key: "limit", message: "max_keys_reached", value: policy.maxActiveKeysPerUser }],
       );
     }
-    return {
-      id: key.id,
-      project_id: key.project_id,
-      user_id: key.user_id,
-      name: key.name,
-      key: token,
-      key_prefix: key.key_prefix,
-      expires_at: key.expires_at,
-      created_at: key.created_at,
-      scopes: key.scopes,
-    };
+    return this.createdKeyOf(key, token);
   }
 
   async createProject(principal: Principal, input: CreateProjectInput): Promise<ProjectRecord> {
@@ -206,6 +312,372 @@ export class KeyService {
 
   async listProjects(principal: Principal): Promise<ProjectRecord[]> {
     return (await this.store.listProjects(principal.organizationId)).map(toProjectRecord);
+  }
+
+  async listApiKeys(principal: Principal, input: ListApiKeysInput = {}): Promise<ApiKeyPage> {
+    const errors: FieldError[] = [];
+    const limit = checkInteger("limit", input.limit, 1, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT, errors);
+    if (errors.length > 0) throw validationError(errors);
+    const after = input.cursor === undefined ? null : decodeCursor("keys", input.cursor);
+    const project = input.project_reference === undefined ? null : await this.projectOf(principal, input.project_reference);
+
+    const now = this.clock();
+    const rows = await this.store.listKeys({
+      organizationId: principal.organizationId,
+      userId: principal.isAdmin ? null : principal.userId,
+      projectId: project?.id ?? null,
+      status: input.status ?? "active",
+      now: now.toISOString(),
+      after,
+      limit: limit + 1,
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      keys: page.map((row) => toApiKeyRecord(row, now)),
+      next_cursor: rows.length > limit && last ? encodeCursor("keys", { at: last.created_at, id: last.id }) : null,
+    };
+  }
+
+  async getApiKey(principal: Principal, input: GetApiKeyInput): Promise<ApiKeyRecord> {
+    if ((input.id === undefined) === (input.key_prefix === undefined)) {
+      const message = "give exactly one of id and key_prefix";
+      throw validationError(
+        input.id === undefined
+          ? [{ key: "id", message }]
+          : [{ key: "key_prefix", message, value: echoValue(input.key_prefix) }],
+      );
+    }
+    const key =
+      input.id !== undefined
+        ? await this.visibleKey(principal, "id", input.id)
+        : await this.visibleKeyByPrefix(principal, input.key_prefix!);
+    return toApiKeyRecord(key, this.clock());
+  }
+
+  async updateApiKey(principal: Principal, input: UpdateApiKeyInput): Promise<ApiKeyRecord> {
+    const now = this.clock();
+    const errors: FieldError[] = [];
+    const changes: KeyChanges = {};
+    if (input.name !== undefined) changes.name = checkName("name", input.name, errors);
+    if (input.description !== undefined) changes.description = checkDescription("description", input.description, errors);
+    if (input.scopes !== undefined) changes.scopes = this.checkKeyScopes("scopes", input.scopes, errors);
+    if (input.expires_at !== undefined) {
+      changes.expires_at = checkExpiresAt("expires_at", input.expires_at, now, this.config.policy.maxExpiryDays, errors);
+    }
+    if (Object.keys(changes).length === 0 && errors.length === 0) {
+      errors.push({ key: "arguments", message: "name at least one of name, description, scopes and expires_at to change" });
+    }
+    if (errors.length > 0) throw validationError(errors);
+
+    await this.visibleKey(principal, "id", input.id);
+    const at = now.toISOString();
+    const result = await this.store.updateKey({
+      id: input.id,
+      changes,
+      event: this.event(principal, input.id, "key.updated", at, {}),
+      now: at,
+      narrowScopesOnly: !principal.isAdmin,
+    });
+    if (result.ok) return toApiKeyRecord(result.key, now);
+    switch (result.reason) {
+      case "not_found":
+        throw notFound("id", input.id);
+      case "scope_widening":
+        throw new ServiceError("forbidden", "scopes can only be narrowed: every scope must already be on the key", [
+          { key: "scopes", message: `not on the key: ${result.extra.join(", ")}`, value: echoValue(result.extra.join(",")) },
+        ]);
+      case "inactive":
+        throw new ServiceError("conflict", "the key is revoked or expired: its expiry can no longer move; create a new key", [
+          { key: "expires_at", message: "key_not_active" },
+        ]);
+      case "replaced":
+        throw new ServiceError(
+          "conflict",
+          `the key was rotated (replaced by ${result.key.replaced_by}): its grace period cannot move; revoke it to end it early`,
+          [{ key: "expires_at", message: "key_rotated" }],
+        );
+    }
+  }
+
+  async rotateApiKey(principal: Principal, input: RotateApiKeyInput): Promise<RotatedApiKey> {
+    const errors: FieldError[] = [];
+    const grace = checkInteger(
+      "grace_period_seconds",
+      input.grace_period_seconds,
+      0,
+      GRACE_PERIOD_MAX_SECONDS,
+      GRACE_PERIOD_DEFAULT_SECONDS,
+      errors,
+    );
+    if (errors.length > 0) throw validationError(errors);
+    this.assertMayMint(principal);
+
+    const old = await this.visibleKey(principal, "id", input.id);
+    // Same rule as create: a key never obtains a key more powerful than itself.
+    if (principal.scopes !== null && !principal.isAdmin) {
+      const held = new Set(principal.scopes);
+      const missing = old.scopes.filter((scope) => !held.has(scope));
+      if (missing.length > 0) {
+        throw new ServiceError("forbidden", "the acting key does not hold every scope of the key to rotate", [
+          { key: "id", message: `acting key lacks: ${missing.join(", ")}`, value: echoValue(input.id) },
+        ]);
+      }
+    }
+
+    const now = this.clock();
+    const at = now.toISOString();
+    const { token, key } = this.newKeyRow(principal, {
+      owner: old.user_id,
+      organizationId: old.organization_id,
+      projectId: old.project_id,
+      name: old.name,
+      description: old.description,
+      scopes: old.scopes,
+      expiresAt: this.successorExpiry(old, now),
+      createdAt: at,
+      rotatedFrom: old.id,
+    });
+    const detail = { previous_key_id: old.id, new_key_id: key.id, grace_period_seconds: grace, new_key_expires_at: key.expires_at };
+    const result = await this.store.rotateKey({
+      oldKeyId: old.id,
+      newKey: key,
+      graceUntil: new Date(now.getTime() + grace * 1000).toISOString(),
+      now: at,
+      expected: old,
+      events: [
+        this.event(principal, old.id, "key.rotated", at, detail),
+        this.event(principal, key.id, "key.rotated", at, detail),
+      ],
+    });
+    if (!result.ok) {
+      if (result.reason === "not_found") throw notFound("id", input.id);
+      const why = {
+        revoked: "the key is revoked: a revoked key cannot be rotated; create a new key instead",
+        expired: "the key has expired: an expired key cannot be rotated; create a new key instead",
+        already_rotated: `the key was already rotated (replaced by ${result.key.replaced_by}); rotate that key instead`,
+        changed: "the key changed while it was being rotated; read it again and retry",
+      }[result.reason];
+      throw new ServiceError("conflict", why, [{ key: "id", message: result.reason, value: echoValue(input.id) }]);
+    }
+    return {
+      ...this.createdKeyOf(key, token),
+      previous_key_id: old.id,
+      previous_key_expires_at: (result.oldKey.revoked_at ?? result.oldKey.expires_at)!,
+    };
+  }
+
+  async revokeApiKey(principal: Principal, input: RevokeApiKeyInput): Promise<ApiKeyRecord> {
+    const errors: FieldError[] = [];
+    const reason = input.reason === undefined ? null : checkName("reason", input.reason, errors);
+    if (errors.length > 0) throw validationError(errors);
+    await this.visibleKey(principal, "id", input.id);
+    const now = this.clock();
+    const at = now.toISOString();
+    const result = await this.store.revokeKey({
+      id: input.id,
+      reason,
+      now: at,
+      event: this.event(principal, input.id, "key.revoked", at, { reason }),
+    });
+    if (!result.ok) throw notFound("id", input.id);
+    return toApiKeyRecord(result.key, now);
+  }
+
+  /**
+   * DESIGN section 3, in order: parse and checksum (no I/O), look up by key_prefix, compare hashes
+   * in constant time, revoked, expired, required scopes, then record the use. Every outcome has
+   * the same shape; only a caller error (bad required_scopes) throws. Never echoes the token.
+   */
+  async verifyApiKey(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const errors: FieldError[] = [];
+    const required = this.checkRequiredScopes(options.requiredScopes ?? [], errors);
+    // No value is echoed: a caller that mixed up its arguments may have put a token here.
+    if (errors.length > 0) throw validationError(errors.map(({ key, message }) => ({ key, message })));
+
+    const parsed = parseToken(token, this.config.keyBrand);
+    if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
+
+    const row = await this.store.getKeyByPrefix(parsed.keyPrefix);
+    const hash = this.hasher.hash(token, row?.hash_algorithm);
+    const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
+    if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
+
+    const known = {
+      key_id: row.id,
+      key_prefix: row.key_prefix,
+      user_id: row.user_id,
+      organization_id: row.organization_id,
+      project_id: row.project_id,
+      scopes: [...row.scopes],
+      expires_at: row.expires_at,
+    };
+    const now = this.clock();
+    if (row.revoked_at !== null) return { valid: false, code: "revoked", ...known };
+    if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return { valid: false, code: "expired", ...known };
+    const held = new Set(row.scopes);
+    if (!required.every((scope) => held.has(scope))) return { valid: false, code: "insufficient_scope", ...known };
+
+    await this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+    return { valid: true, code: "valid", ...known };
+  }
+
+  /** The one path by which last use is recorded (see KeyUseRecorder). */
+  async recordKeyUse(keyId: string, use: KeyUse): Promise<void> {
+    await this.useRecorder.record(keyId, use);
+  }
+
+  async whoami(principal: Principal): Promise<WhoAmI> {
+    return {
+      user_id: principal.userId,
+      user_name: principal.userName,
+      organization_id: principal.organizationId,
+      transport: principal.transport,
+      is_admin: principal.isAdmin,
+      key_id: principal.keyId,
+      scopes: principal.scopes === null ? null : [...principal.scopes],
+    };
+  }
+
+  async listKeyEvents(principal: Principal, input: ListKeyEventsInput = {}): Promise<KeyEventPage> {
+    const errors: FieldError[] = [];
+    const limit = checkInteger("limit", input.limit, 1, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT, errors);
+    if (errors.length > 0) throw validationError(errors);
+    const after = input.cursor === undefined ? null : decodeCursor("events", input.cursor);
+    // A user asking about another user's key learns nothing, not even that it exists. An admin may
+    // ask about any key id, even one with no row (a failed authentication may name such a key).
+    if (input.key_id !== undefined && !principal.isAdmin) await this.visibleKey(principal, "key_id", input.key_id);
+
+    const rows = await this.store.listKeyEvents({
+      organizationId: principal.organizationId,
+      keyId: input.key_id ?? null,
+      ownerUserId: principal.isAdmin ? null : principal.userId,
+      after,
+      limit: limit + 1,
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      events: page.map(toKeyEventRecord),
+      next_cursor: rows.length > limit && last ? encodeCursor("events", { at: last.occurred_at, id: last.id }) : null,
+    };
+  }
+
+  /** A key the principal may see: their own, or any of the organization's for an admin. Otherwise not_found. */
+  private async visibleKey(principal: Principal, field: string, id: string): Promise<ApiKeyRow> {
+    const key = await this.store.getKeyById(id);
+    if (!key || !this.canSee(principal, key)) throw notFound(field, id);
+    return key;
+  }
+
+  private async visibleKeyByPrefix(principal: Principal, keyPrefix: string): Promise<ApiKeyRow> {
+    const key = await this.store.getKeyByPrefix(keyPrefix);
+    if (!key || !this.canSee(principal, key)) throw notFound("key_prefix", keyPrefix, "no API key with this key_prefix");
+    return key;
+  }
+
+  private canSee(principal: Principal, key: ApiKeyRow): boolean {
+    return key.organization_id === principal.organizationId && (principal.isAdmin || key.user_id === principal.userId);
+  }
+
+  private async projectOf(principal: Principal, reference: string): Promise<ProjectRow> {
+    const project = await this.store.findProject(principal.organizationId, reference);
+    if (!project) throw notFound("project_reference", reference, "no project with this id or slug");
+    return project;
+  }
+
+  private assertMayMint(principal: Principal): void {
+    if (principal.keyId !== null && !this.config.policy.allowMintingWithKeys && !principal.isAdmin) {
+      throw new ServiceError("forbidden", "this server does not allow minting keys with an API key");
+    }
+  }
+
+  /** Scope names for a key: valid names, de-duplicated, 1-50 of them. */
+  private checkKeyScopes(field: string, scopes: string[], errors: FieldError[]): string[] {
+    const checked = checkScopes(field, scopes, errors);
+    if (checked.length === 0) errors.push({ key: field, message: "must name at least one scope", value: [] });
+    else if (checked.length > SCOPES_MAX_COUNT) errors.push({ key: field, message: `must name at most ${SCOPES_MAX_COUNT} scopes`, value: echoValue(checked) });
+    return checked;
+  }
+
+  private checkRequiredScopes(scopes: string[], errors: FieldError[]): string[] {
+    const checked = checkScopes("required_scopes", scopes, errors);
+    if (checked.length > SCOPES_MAX_COUNT) errors.push({ key: "required_scopes", message: `must name at most ${SCOPES_MAX_COUNT} scopes` });
+    return checked;
+  }
+
+  /**
+   * A successor keeps its predecessor's lifetime (expires_at - created_at), counted from now and
+   * capped at the maximum: a 7-day key rotates into a 7-day key, a default key into a default one.
+   * A key without expiry keeps none while policy allows that, else gets the default expiry.
+   */
+  private successorExpiry(old: ApiKeyRow, now: Date): string | null {
+    const { defaultExpiryDays, maxExpiryDays } = this.config.policy;
+    const maxAt = maxExpiryDays === null ? null : Date.parse(addDays(now, maxExpiryDays));
+    if (old.expires_at === null) {
+      if (maxAt === null) return null;
+      return defaultExpiryDays === null ? new Date(maxAt).toISOString() : addDays(now, defaultExpiryDays);
+    }
+    const lifetime = Math.max(1000, Date.parse(old.expires_at) - Date.parse(old.created_at));
+    const at = now.getTime() + lifetime;
+    return new Date(maxAt === null ? at : Math.min(at, maxAt)).toISOString();
+  }
+
+  private newKeyRow(
+    principal: Principal,
+    fields: {
+      owner: string;
+      organizationId: string;
+      projectId: string | null;
+      name: string;
+      description: string | null;
+      scopes: string[];
+      expiresAt: string | null;
+      createdAt: string;
+      rotatedFrom: string | null;
+    },
+  ): { token: string; key: ApiKeyRow } {
+    const { token, keyPrefix } = generateToken(this.config.keyBrand);
+    return {
+      token,
+      key: {
+        id: newApiKeyId(),
+        organization_id: fields.organizationId,
+        user_id: fields.owner,
+        project_id: fields.projectId,
+        name: fields.name,
+        description: fields.description,
+        key_prefix: keyPrefix,
+        key_hash: this.hasher.hash(token),
+        hash_algorithm: this.hasher.algorithm,
+        scopes: [...fields.scopes],
+        created_at: fields.createdAt,
+        created_by_user_id: principal.userId,
+        created_by_key_id: principal.keyId,
+        expires_at: fields.expiresAt,
+        last_used_at: null,
+        last_used_ip: null,
+        last_used_user_agent: null,
+        revoked_at: null,
+        revoked_reason: null,
+        rotated_from: fields.rotatedFrom,
+        replaced_by: null,
+      },
+    };
+  }
+
+  private createdKeyOf(key: ApiKeyRow, token: string): CreatedApiKey {
+    return {
+      id: key.id,
+      project_id: key.project_id,
+      user_id: key.user_id,
+      name: key.name,
+      key: token,
+      key_prefix: key.key_prefix,
+      expires_at: key.expires_at,
+      created_at: key.created_at,
+      scopes: [...key.scopes],
+    };
   }
 
   /**

@@ -87,3 +87,45 @@ export function checkScopes(field: string, scopes: string[], errors: FieldError[
   }
   return [...new Set(scopes)];
 }
+
+export const DESCRIPTION_MAX_LENGTH = 1000;
+// Like names, but a description may span lines: tab, line feed and carriage return are allowed.
+const DESCRIPTION_CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** A description: null clears it; otherwise trimmed, 1-1000 characters, no control characters but tab and newlines. */
+export function checkDescription(field: string, raw: string | null, errors: FieldError[]): string | null {
+  if (raw === null) return null;
+  const description = raw.trim();
+  if (description.length === 0) {
+    errors.push({ key: field, message: "must not be empty; pass null to clear the description", value: echoValue(raw) });
+  } else if ([...description].length > DESCRIPTION_MAX_LENGTH) {
+    errors.push({ key: field, message: `must be at most ${DESCRIPTION_MAX_LENGTH} characters`, value: echoValue(raw) });
+  } else if (DESCRIPTION_CONTROL_CHARACTERS.test(description)) {
+    errors.push({ key: field, message: "must not contain control characters other than tab and newlines", value: echoValue(raw) });
+  }
+  return description;
+}
+
+/** An integer within [min, max]; `fallback` when absent. */
+export function checkInteger(
+  field: string,
+  raw: number | undefined,
+  min: number,
+  max: number,
+  fallback: number,
+  errors: FieldError[],
+): number {
+  if (raw === undefined) return fallback;
+  if (!Number.isInteger(raw) || raw < min || raw > max) {
+    errors.push({ key: field, message: `must be an integer from ${min} to ${max}`, value: echoValue(raw) });
+    return fallback;
+  }
+  return raw;
+}
+
+export const PAGE_LIMIT_MAX = 100;
+export const PAGE_LIMIT_DEFAULT = 50;
+/** Rotation grace: at most 30 days. */
+export const GRACE_PERIOD_MAX_SECONDS = 30 * 86_400;
+export const GRACE_PERIOD_DEFAULT_SECONDS = 0;
+export const SCOPES_MAX_COUNT = 50;

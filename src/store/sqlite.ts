@@ -9,10 +9,20 @@ import type {
   InsertKeyRequest,
   InsertKeyResult,
   KeyEventRow,
+  KeyStatusFilter,
   KeyStore,
+  KeyUse,
+  ListEventsQuery,
+  ListKeysQuery,
   OrganizationRow,
   ProjectRow,
+  RevokeKeyRequest,
+  RevokeKeyResult,
+  RotateKeyRequest,
+  RotateKeyResult,
   Transport,
+  UpdateKeyRequest,
+  UpdateKeyResult,
   UserRow,
 } from "./types.js";
 
@@ -45,6 +55,19 @@ interface KeyEventDbRow extends Omit<KeyEventRow, "detail" | "transport"> {
 }
 
 const ACTIVE_AT = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)";
+
+/** The SQL condition of each status filter; they match the status the service derives. */
+const STATUS_CONDITION: Record<KeyStatusFilter, string> = {
+  active: ACTIVE_AT,
+  revoked: "revoked_at IS NOT NULL",
+  expired: "revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= @now",
+  all: "1 = 1",
+};
+
+/** Fields whose old and new values an update event records (description may be long: only named). */
+const DETAILED_FIELDS = new Set(["name", "scopes", "expires_at"]);
+
+const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 function toApiKeyRow(row: ApiKeyDbRow): ApiKeyRow {
   return {
@@ -136,8 +159,9 @@ export class SqliteKeyStore implements KeyStore {
         `INSERT INTO projects (id, organization_id, slug, name, default_scopes, created_at)
          VALUES (@id, @organization_id, @slug, @name, @default_scopes, @created_at)`,
       ),
+      // A key in its rotation grace period is on its way out: its successor counts instead.
       countActiveKeys: db.prepare<{ user_id: string; now: string }, { n: number }>(
-        `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND ${ACTIVE_AT}`,
+        `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND replaced_by IS NULL AND ${ACTIVE_AT}`,
       ),
       insertKey: db.prepare(
         `INSERT INTO api_keys (id, organization_id, user_id, project_id, name, description, key_prefix, key_hash,
@@ -156,7 +180,33 @@ export class SqliteKeyStore implements KeyStore {
            @client_address, @occurred_at, @detail)`,
       ),
       eventsOfKey: db.prepare<[string], KeyEventDbRow>("SELECT * FROM key_events WHERE key_id = ? ORDER BY occurred_at, id"),
+      updateKey: db.prepare(
+        `UPDATE api_keys SET name = @name, description = @description, scopes = @scopes, expires_at = @expires_at
+         WHERE id = @id`,
+      ),
+      retireRotatedKey: db.prepare(
+        `UPDATE api_keys SET replaced_by = @replaced_by, expires_at = @expires_at, revoked_at = @revoked_at,
+           revoked_reason = @revoked_reason
+         WHERE id = @id`,
+      ),
+      revokeKey: db.prepare("UPDATE api_keys SET revoked_at = @revoked_at, revoked_reason = @revoked_reason WHERE id = @id"),
+      recordKeyUse: db.prepare(
+        `UPDATE api_keys SET last_used_at = @at, last_used_ip = @ip, last_used_user_agent = @user_agent
+         WHERE id = @id AND (last_used_at IS NULL OR last_used_at <= @at)`,
+      ),
     };
+  }
+
+  /** Listing statements differ by filter; each shape is prepared once. */
+  private readonly listStatements = new Map<string, Database.Statement<Record<string, unknown>, unknown>>();
+
+  private listStatement(cacheKey: string, sql: () => string): Database.Statement<Record<string, unknown>, unknown> {
+    let statement = this.listStatements.get(cacheKey);
+    if (!statement) {
+      statement = this.db.prepare<Record<string, unknown>, unknown>(sql());
+      this.listStatements.set(cacheKey, statement);
+    }
+    return statement;
   }
 
   static open(options: SqliteStoreOptions): SqliteKeyStore {
@@ -230,6 +280,167 @@ export class SqliteKeyStore implements KeyStore {
 
   async countActiveKeys(userId: string, now: string): Promise<number> {
     return this.statements.countActiveKeys.get({ user_id: userId, now })!.n;
+  }
+
+  async listKeys(query: ListKeysQuery): Promise<ApiKeyRow[]> {
+    const byUser = query.userId !== null;
+    const byProject = query.projectId !== null;
+    const after = query.after !== null;
+    const statement = this.listStatement(`keys:${byUser}:${byProject}:${after}:${query.status}`, () =>
+      [
+        "SELECT * FROM api_keys WHERE organization_id = @organization_id",
+        byUser ? "AND user_id = @user_id" : "",
+        byProject ? "AND project_id = @project_id" : "",
+        `AND (${STATUS_CONDITION[query.status]})`,
+        after ? "AND (created_at, id) > (@after_at, @after_id)" : "",
+        "ORDER BY created_at, id LIMIT @limit",
+      ].join(" "),
+    );
+    const params: Record<string, unknown> = { organization_id: query.organizationId, limit: query.limit };
+    if (byUser) params.user_id = query.userId;
+    if (byProject) params.project_id = query.projectId;
+    if (query.status === "active" || query.status === "expired") params.now = query.now;
+    if (after) {
+      params.after_at = query.after!.at;
+      params.after_id = query.after!.id;
+    }
+    return (statement.all(params) as ApiKeyDbRow[]).map(toApiKeyRow);
+  }
+
+  async updateKey({ id, changes, event, now, narrowScopesOnly }: UpdateKeyRequest): Promise<UpdateKeyResult> {
+    return this.db
+      .transaction((): UpdateKeyResult => {
+        const found = this.statements.keyById.get(id);
+        if (!found) return { ok: false, reason: "not_found" };
+        const before = toApiKeyRow(found);
+        if (changes.expires_at !== undefined) {
+          if (before.replaced_by !== null) return { ok: false, reason: "replaced", key: before };
+          const active = before.revoked_at === null && (before.expires_at === null || before.expires_at > now);
+          if (!active) return { ok: false, reason: "inactive", key: before };
+        }
+        if (changes.scopes !== undefined && narrowScopesOnly) {
+          const held = new Set(before.scopes);
+          const extra = changes.scopes.filter((scope) => !held.has(scope));
+          if (extra.length > 0) return { ok: false, reason: "scope_widening", key: before, extra };
+        }
+        const after: ApiKeyRow = { ...before };
+        const changed: string[] = [];
+        const from: Record<string, unknown> = {};
+        const to: Record<string, unknown> = {};
+        for (const field of ["name", "description", "scopes", "expires_at"] as const) {
+          const value = changes[field];
+          if (value === undefined || sameValue(before[field], value)) continue;
+          (after as unknown as Record<string, unknown>)[field] = value;
+          changed.push(field);
+          if (DETAILED_FIELDS.has(field)) {
+            from[field] = before[field];
+            to[field] = value;
+          }
+        }
+        // Nothing really changes: nothing is written, not even an event.
+        if (changed.length === 0) return { ok: true, key: before, changed };
+        this.statements.updateKey.run({
+          id,
+          name: after.name,
+          description: after.description,
+          scopes: JSON.stringify(after.scopes),
+          expires_at: after.expires_at,
+        });
+        this.statements.insertEvent.run(eventParams({ ...event, detail: { ...event.detail, changed, from, to } }));
+        return { ok: true, key: after, changed };
+      })
+      .immediate();
+  }
+
+  async rotateKey({ oldKeyId, newKey, graceUntil, now, expected, events }: RotateKeyRequest): Promise<RotateKeyResult> {
+    // IMMEDIATE: the re-read, the check and both writes happen under the write lock, so of any
+    // number of concurrent rotations of one key (from any connection or process) exactly one
+    // finds replaced_by empty.
+    return this.db
+      .transaction((): RotateKeyResult => {
+        const found = this.statements.keyById.get(oldKeyId);
+        if (!found) return { ok: false, reason: "not_found" };
+        const old = toApiKeyRow(found);
+        if (old.revoked_at !== null) return { ok: false, reason: "revoked", key: old };
+        if (old.replaced_by !== null) return { ok: false, reason: "already_rotated", key: old };
+        if (old.expires_at !== null && old.expires_at <= now) return { ok: false, reason: "expired", key: old };
+        if ((["name", "description", "scopes", "expires_at"] as const).some((field) => !sameValue(old[field], expected[field]))) {
+          return { ok: false, reason: "changed", key: old };
+        }
+
+        // Grace 0: revoked now, its expiry untouched. Otherwise it expires at the end of the grace
+        // period, or sooner if it was going to expire sooner anyway.
+        const revokeNow = graceUntil <= now;
+        const expiresAt =
+          !revokeNow && (old.expires_at === null || graceUntil < old.expires_at) ? graceUntil : old.expires_at;
+        const retired: ApiKeyRow = {
+          ...old,
+          replaced_by: newKey.id,
+          expires_at: expiresAt,
+          revoked_at: revokeNow ? now : null,
+          revoked_reason: revokeNow ? "rotated" : null,
+        };
+        const stopsAt = retired.revoked_at ?? retired.expires_at;
+        this.statements.insertKey.run(apiKeyParams(newKey));
+        this.statements.retireRotatedKey.run({
+          id: retired.id,
+          replaced_by: retired.replaced_by,
+          expires_at: retired.expires_at,
+          revoked_at: retired.revoked_at,
+          revoked_reason: retired.revoked_reason,
+        });
+        for (const event of events) {
+          this.statements.insertEvent.run(
+            eventParams({ ...event, detail: { ...event.detail, previous_key_expires_at: stopsAt, previous_key_revoked: revokeNow } }),
+          );
+        }
+        return { ok: true, oldKey: retired, newKey };
+      })
+      .immediate();
+  }
+
+  async revokeKey({ id, reason, now, event }: RevokeKeyRequest): Promise<RevokeKeyResult> {
+    return this.db
+      .transaction((): RevokeKeyResult => {
+        const found = this.statements.keyById.get(id);
+        if (!found) return { ok: false, reason: "not_found" };
+        const key = toApiKeyRow(found);
+        if (key.revoked_at !== null) return { ok: true, key, changed: false };
+        const revoked: ApiKeyRow = { ...key, revoked_at: now, revoked_reason: reason };
+        this.statements.revokeKey.run({ id, revoked_at: now, revoked_reason: reason });
+        this.statements.insertEvent.run(eventParams(event));
+        return { ok: true, key: revoked, changed: true };
+      })
+      .immediate();
+  }
+
+  async recordKeyUse(id: string, use: KeyUse): Promise<void> {
+    this.statements.recordKeyUse.run({ id, at: use.at, ip: use.ip, user_agent: use.userAgent });
+  }
+
+  async listKeyEvents(query: ListEventsQuery): Promise<KeyEventRow[]> {
+    const byKey = query.keyId !== null;
+    const byOwner = query.ownerUserId !== null;
+    const after = query.after !== null;
+    const statement = this.listStatement(`events:${byKey}:${byOwner}:${after}`, () =>
+      [
+        "SELECT e.* FROM key_events e",
+        // A user's view: only events of keys they own (the join also drops events naming no key).
+        byOwner ? "JOIN api_keys k ON k.id = e.key_id AND k.user_id = @owner_user_id" : "",
+        "WHERE e.organization_id = @organization_id",
+        byKey ? "AND e.key_id = @key_id" : "",
+        after ? "AND (e.occurred_at, e.id) > (@after_at, @after_id)" : "",
+        "ORDER BY e.occurred_at, e.id LIMIT @limit",
+      ].join(" "),
+    );
+    const params: Record<string, unknown> = { organization_id: query.organizationId, limit: query.limit };
+    if (byKey) params.key_id = query.keyId;
+    if (byOwner) params.owner_user_id = query.ownerUserId;
+    if (after) {
+      params.after_at = query.after!.at;
+      params.after_id = query.after!.id;
+    }
+    return (statement.all(params) as KeyEventDbRow[]).map(toKeyEventRow);
   }
 
   async listEvents(keyId: string): Promise<KeyEventRow[]> {

@@ -71,9 +71,119 @@ export type InsertKeyResult =
 export interface InsertKeyRequest {
   key: ApiKeyRow;
   event: KeyEventRow;
-  /** The owner's active keys (not revoked, not expired at `now`) must stay at or below this. */
+  /**
+   * The owner's active keys (not revoked, not expired at `now`, not already replaced by a
+   * rotation) must stay at or below this.
+   */
   maxActiveKeys: number;
   now: string;
+}
+
+/** The derived status of a key, and the filters of a listing. */
+export type KeyStatus = "active" | "revoked" | "expired";
+export type KeyStatusFilter = KeyStatus | "all";
+
+/** A keyset position: rows strictly after (created_at, id) — or (occurred_at, id) for events. */
+export interface KeysetPosition {
+  at: string;
+  id: string;
+}
+
+export interface ListKeysQuery {
+  organizationId: string;
+  /** Only this owner's keys; null for every key of the organization. */
+  userId: string | null;
+  /** Only this project's keys; null for any project or none. */
+  projectId: string | null;
+  status: KeyStatusFilter;
+  /** The instant `status` is judged at. */
+  now: string;
+  after: KeysetPosition | null;
+  /** The most rows to return. */
+  limit: number;
+}
+
+export interface ListEventsQuery {
+  organizationId: string;
+  /** Only events of this key; null for any. */
+  keyId: string | null;
+  /** Only events of keys this user owns; null for every event of the organization. */
+  ownerUserId: string | null;
+  after: KeysetPosition | null;
+  limit: number;
+}
+
+/** Fields update_api_key may change. */
+export interface KeyChanges {
+  name?: string;
+  description?: string | null;
+  scopes?: string[];
+  expires_at?: string;
+}
+
+export interface UpdateKeyRequest {
+  id: string;
+  changes: KeyChanges;
+  /**
+   * Written with the change. The store adds `changed` (the fields that really changed) and, for
+   * name, scopes and expires_at, `from`/`to` values read inside the transaction.
+   */
+  event: KeyEventRow;
+  /** Judges whether the key is still active, for `expires_at` changes. */
+  now: string;
+  /** Refuse scopes that are not a subset of the key's current scopes (non-admin callers). */
+  narrowScopesOnly: boolean;
+}
+
+export type UpdateKeyResult =
+  | { ok: true; key: ApiKeyRow; changed: string[] }
+  | { ok: false; reason: "not_found" }
+  /** `expires_at` may only move on a key that is active and not replaced by a rotation. */
+  | { ok: false; reason: "inactive" | "replaced"; key: ApiKeyRow }
+  | { ok: false; reason: "scope_widening"; key: ApiKeyRow; extra: string[] };
+
+export interface RotateKeyRequest {
+  oldKeyId: string;
+  /** The successor, fully formed; `rotated_from` must already name the old key. */
+  newKey: ApiKeyRow;
+  /** When the old key stops being accepted; `now` means it is revoked at once with reason "rotated". */
+  graceUntil: string;
+  now: string;
+  /**
+   * The old key as the caller read it before building the successor. If its name, description,
+   * scopes or expiry changed since, the rotation is refused with "changed" rather than mint a
+   * successor from stale values (a concurrent narrowing of scopes must not be undone).
+   */
+  expected: Pick<ApiKeyRow, "name" | "description" | "scopes" | "expires_at">;
+  /**
+   * Events to write with the rotation. The store fills `previous_key_expires_at` into each
+   * detail, since only it knows the old key's expiry inside the transaction.
+   */
+  events: KeyEventRow[];
+}
+
+export type RotateKeyResult =
+  | { ok: true; oldKey: ApiKeyRow; newKey: ApiKeyRow }
+  | { ok: false; reason: "not_found" }
+  | { ok: false; reason: "revoked" | "expired" | "already_rotated" | "changed"; key: ApiKeyRow };
+
+export interface RevokeKeyRequest {
+  id: string;
+  reason: string | null;
+  now: string;
+  event: KeyEventRow;
+}
+
+export type RevokeKeyResult =
+  /** `changed` is false when the key was already revoked: nothing was written. */
+  | { ok: true; key: ApiKeyRow; changed: boolean }
+  | { ok: false; reason: "not_found" };
+
+/** One successful use of a key, as verification records it. */
+export interface KeyUse {
+  at: string;
+  ip: string | null;
+  userAgent: string | null;
 }
 
 /**
@@ -96,9 +206,27 @@ export interface KeyStore {
   insertKey(request: InsertKeyRequest): Promise<InsertKeyResult>;
   getKeyById(id: string): Promise<ApiKeyRow | null>;
   getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null>;
+  /** Active keys (not revoked, not expired at `now`, not replaced by a rotation) the user holds. */
   countActiveKeys(userId: string, now: string): Promise<number>;
+  /** Keys in (created_at, id) order, after `query.after`, at most `query.limit` of them. */
+  listKeys(query: ListKeysQuery): Promise<ApiKeyRow[]>;
+  /** Re-reads the key, applies the changes and writes the event, in one write transaction. */
+  updateKey(request: UpdateKeyRequest): Promise<UpdateKeyResult>;
+  /**
+   * Re-reads the old key inside one write transaction and refuses a revoked, expired or already
+   * replaced one, so that concurrent rotations of a key leave exactly one successor. Inserts the
+   * successor without checking the cap (a rotation replaces, it does not add), shortens or revokes
+   * the old key, links both, and writes the events.
+   */
+  rotateKey(request: RotateKeyRequest): Promise<RotateKeyResult>;
+  /** Sets revoked_at and the reason once, with the event; a second call changes nothing. */
+  revokeKey(request: RevokeKeyRequest): Promise<RevokeKeyResult>;
+  /** Records a successful use; an older use never overwrites a newer one. */
+  recordKeyUse(id: string, use: KeyUse): Promise<void>;
 
   listEvents(keyId: string): Promise<KeyEventRow[]>;
+  /** Events in (occurred_at, id) order, after `query.after`, at most `query.limit` of them. */
+  listKeyEvents(query: ListEventsQuery): Promise<KeyEventRow[]>;
 
   close(): Promise<void>;
 }

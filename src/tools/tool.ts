@@ -37,5 +37,15 @@ export function defineTool<Input extends z.ZodObject, Output extends z.ZodObject
 
 /** The draft-07 JSON Schema that tools/list shows and schemas/ holds. */
 export function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
-  return z.toJSONSchema(schema, { target: "draft-7" }) as Record<string, unknown>;
+  return z.toJSONSchema(schema, {
+    target: "draft-7",
+    override: ({ jsonSchema }) => {
+      // z.number().int() adds the safe-integer bounds; they say nothing to a client, and the
+      // real range of each integer is in its description and enforced by the service.
+      if (jsonSchema.type === "integer") {
+        if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+        if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+      }
+    },
+  }) as Record<string, unknown>;
 }

@@ -1,0 +1,27 @@
+// keywarden as a library: open a store, build the service, verify keys in-process, or serve MCP
+// from your own process.
+export { SqliteKeyStore, StoreOpenError, type SqliteStoreOptions } from "./store/sqlite.js";
+export type { ApiKeyRow, KeyEventRow, KeyStatus, KeyStatusFilter, KeyStore, KeyUse, ProjectRow, Transport } from "./store/types.js";
+export {
+  KeyService,
+  type ApiKeyPage,
+  type Clock,
+  type CreateApiKeyInput,
+  type CreatedApiKey,
+  type KeyEventPage,
+  type KeyServiceOptions,
+  type KeyUseRecorder,
+  type RotatedApiKey,
+  type VerifyCode,
+  type VerifyOptions,
+  type VerifyResult,
+  type WhoAmI,
+} from "./service/service.js";
+export type { ApiKeyRecord, KeyEventRecord, ProjectRecord } from "./service/records.js";
+export { verifyApiKey, type VerifyApiKeyOptions } from "./service/verify.js";
+export { ServiceError, type ErrorBody, type ErrorCode, type FieldError } from "./service/errors.js";
+export { DEFAULT_POLICY, DEFAULT_SERVICE_CONFIG, type Policy, type ServiceConfig } from "./service/policy.js";
+export type { Principal } from "./service/principal.js";
+export { createServer, type CreateServerOptions } from "./server.js";
+export { allTools } from "./tools/index.js";
+export { VERSION } from "./version.js";

@@ -1,0 +1,105 @@
+import type { ApiKeyRow, KeyEventRow, KeyStatus, ProjectRow, Transport } from "../store/types.js";
+
+/**
+ * A key as tools and the library show it: every stored field except the hash and its algorithm,
+ * plus the derived status. The token itself is never stored, so it cannot appear here.
+ */
+export interface ApiKeyRecord {
+  id: string;
+  project_id: string | null;
+  user_id: string;
+  organization_id: string;
+  name: string;
+  description: string | null;
+  key_prefix: string;
+  scopes: string[];
+  status: KeyStatus;
+  created_at: string;
+  created_by: { user_id: string; key_id: string | null };
+  expires_at: string | null;
+  last_used_at: string | null;
+  last_used_ip: string | null;
+  last_used_user_agent: string | null;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  rotated_from: string | null;
+  replaced_by: string | null;
+}
+
+export interface ProjectRecord {
+  id: string;
+  organization_id: string;
+  slug: string;
+  name: string;
+  default_scopes: string[];
+  created_at: string;
+}
+
+export interface KeyEventRecord {
+  id: string;
+  key_id: string | null;
+  event_type: string;
+  actor_user_id: string | null;
+  actor_key_id: string | null;
+  transport: Transport;
+  client_address: string | null;
+  occurred_at: string;
+  detail: Record<string, unknown>;
+}
+
+/** DESIGN section 2: revoked if revoked_at is set, else expired if expires_at <= now, else active. */
+export function statusOf(key: Pick<ApiKeyRow, "revoked_at" | "expires_at">, now: Date): KeyStatus {
+  if (key.revoked_at !== null) return "revoked";
+  if (key.expires_at !== null && Date.parse(key.expires_at) <= now.getTime()) return "expired";
+  return "active";
+}
+
+/** Field by field, so that a column added to the row never leaks into a record by accident. */
+export function toApiKeyRecord(row: ApiKeyRow, now: Date): ApiKeyRecord {
+  return {
+    id: row.id,
+    project_id: row.project_id,
+    user_id: row.user_id,
+    organization_id: row.organization_id,
+    name: row.name,
+    description: row.description,
+    key_prefix: row.key_prefix,
+    scopes: [...row.scopes],
+    status: statusOf(row, now),
+    created_at: row.created_at,
+    created_by: { user_id: row.created_by_user_id, key_id: row.created_by_key_id },
+    expires_at: row.expires_at,
+    last_used_at: row.last_used_at,
+    last_used_ip: row.last_used_ip,
+    last_used_user_agent: row.last_used_user_agent,
+    revoked_at: row.revoked_at,
+    revoked_reason: row.revoked_reason,
+    rotated_from: row.rotated_from,
+    replaced_by: row.replaced_by,
+  };
+}
+
+export function toProjectRecord(row: ProjectRow): ProjectRecord {
+  return {
+    id: row.id,
+    organization_id: row.organization_id,
+    slug: row.slug,
+    name: row.name,
+    default_scopes: [...row.default_scopes],
+    created_at: row.created_at,
+  };
+}
+
+export function toKeyEventRecord(row: KeyEventRow): KeyEventRecord {
+  return {
+    id: row.id,
+    key_id: row.key_id,
+    event_type: row.event_type,
+    actor_user_id: row.actor_user_id,
+    actor_key_id: row.actor_key_id,
+    transport: row.transport,
+    client_address: row.client_address,
+    occurred_at: row.occurred_at,
+    detail: row.detail,
+  };
+}

@@ -1,0 +1,34 @@
+import type { KeyStore } from "../store/types.js";
+import { DEFAULT_SERVICE_CONFIG } from "./policy.js";
+import { KeyService, type VerifyOptions, type VerifyResult } from "./service.js";
+
+export interface VerifyApiKeyOptions extends VerifyOptions {
+  /** Only when the first argument is a store: the KEYWARDEN_PEPPER the keys were hashed with. */
+  pepper?: string;
+  /** Only when the first argument is a store: the token brand (default kw). */
+  keyBrand?: string;
+}
+
+/**
+ * Verifies a token in-process, with the same checks and answer as the verify_api_key tool and
+ * `POST /v1/keys/verify`: `valid`, `code` and, for a known key, its id, prefix, owner, project,
+ * scopes and expiry. Never throws for a bad token (only for bad `requiredScopes` or a store failure).
+ *
+ * Pass the KeyService the rest of your program uses, or a store together with the pepper and key
+ * brand it was written with:
+ *
+ *     verifyApiKey(service, token, { requiredScopes: ["orders:read"] })
+ *     verifyApiKey(store, token, { requiredScopes: ["orders:read"], pepper: process.env.KEYWARDEN_PEPPER })
+ */
+export function verifyApiKey(verifier: KeyService | KeyStore, token: string, options: VerifyApiKeyOptions = {}): Promise<VerifyResult> {
+  const { pepper, keyBrand, ...verifyOptions } = options;
+  const service =
+    verifier instanceof KeyService
+      ? verifier
+      : new KeyService({
+          store: verifier,
+          pepper,
+          config: { ...DEFAULT_SERVICE_CONFIG, keyBrand: keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand },
+        });
+  return service.verifyApiKey(token, verifyOptions);
+}
