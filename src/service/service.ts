@@ -663,8 +663,8 @@ export class KeyService {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
-      events: page.map(toKeyEventRecord),
-      next_cursor: rows.length > limit && last ? encodeCursor("events", { at: last.occurred_at, id: last.id }) : null,
+      events: page.map((entry) => toKeyEventRecord(entry.event)),
+      next_cursor: rows.length > limit && last ? encodeCursor("events", { at: last.event.occurred_at, seq: last.seq }) : null,
     };
   }
 

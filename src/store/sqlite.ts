@@ -8,6 +8,7 @@ import type {
   ApiKeyRow,
   InsertKeyRequest,
   InsertKeyResult,
+  KeyEventEntry,
   KeyEventRow,
   KeyStatusFilter,
   KeyStore,
@@ -179,7 +180,7 @@ export class SqliteKeyStore implements KeyStore {
          VALUES (@id, @organization_id, @key_id, @event_type, @actor_user_id, @actor_key_id, @transport,
            @client_address, @occurred_at, @detail)`,
       ),
-      eventsOfKey: db.prepare<[string], KeyEventDbRow>("SELECT * FROM key_events WHERE key_id = ? ORDER BY occurred_at, id"),
+      eventsOfKey: db.prepare<[string], KeyEventDbRow>("SELECT * FROM key_events WHERE key_id = ? ORDER BY occurred_at, rowid"),
       updateKey: db.prepare(
         `UPDATE api_keys SET name = @name, description = @description, scopes = @scopes, expires_at = @expires_at
          WHERE id = @id`,
@@ -362,8 +363,10 @@ export class SqliteKeyStore implements KeyStore {
         const found = this.statements.keyById.get(oldKeyId);
         if (!found) return { ok: false, reason: "not_found" };
         const old = toApiKeyRow(found);
-        if (old.revoked_at !== null) return { ok: false, reason: "revoked", key: old };
+        // Replaced first: the loser of a race with a grace-0 rotation should hear "already rotated"
+        // (and the successor's id), not merely "revoked".
         if (old.replaced_by !== null) return { ok: false, reason: "already_rotated", key: old };
+        if (old.revoked_at !== null) return { ok: false, reason: "revoked", key: old };
         if (old.expires_at !== null && old.expires_at <= now) return { ok: false, reason: "expired", key: old };
         if ((["name", "description", "scopes", "expires_at"] as const).some((field) => !sameValue(old[field], expected[field]))) {
           return { ok: false, reason: "changed", key: old };
@@ -434,19 +437,19 @@ export class SqliteKeyStore implements KeyStore {
     })();
   }
 
-  async listKeyEvents(query: ListEventsQuery): Promise<KeyEventRow[]> {
+  async listKeyEvents(query: ListEventsQuery): Promise<KeyEventEntry[]> {
     const byKey = query.keyId !== null;
     const byOwner = query.ownerUserId !== null;
     const after = query.after !== null;
     const statement = this.listStatement(`events:${byKey}:${byOwner}:${after}`, () =>
       [
-        "SELECT e.* FROM key_events e",
+        "SELECT e.*, e.rowid AS seq FROM key_events e",
         // A user's view: only events of keys they own (the join also drops events naming no key).
         byOwner ? "JOIN api_keys k ON k.id = e.key_id AND k.user_id = @owner_user_id" : "",
         "WHERE e.organization_id = @organization_id",
         byKey ? "AND e.key_id = @key_id" : "",
-        after ? "AND (e.occurred_at, e.id) > (@after_at, @after_id)" : "",
-        "ORDER BY e.occurred_at, e.id LIMIT @limit",
+        after ? "AND (e.occurred_at, e.rowid) > (@after_at, @after_seq)" : "",
+        "ORDER BY e.occurred_at, e.rowid LIMIT @limit",
       ].join(" "),
     );
     const params: Record<string, unknown> = { organization_id: query.organizationId, limit: query.limit };
@@ -454,9 +457,12 @@ export class SqliteKeyStore implements KeyStore {
     if (byOwner) params.owner_user_id = query.ownerUserId;
     if (after) {
       params.after_at = query.after!.at;
-      params.after_id = query.after!.id;
+      params.after_seq = query.after!.seq;
     }
-    return (statement.all(params) as KeyEventDbRow[]).map(toKeyEventRow);
+    return (statement.all(params) as (KeyEventDbRow & { seq: number })[]).map(({ seq, ...row }) => ({
+      event: toKeyEventRow(row),
+      seq,
+    }));
   }
 
   async listEvents(keyId: string): Promise<KeyEventRow[]> {

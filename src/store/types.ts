@@ -83,10 +83,25 @@ export interface InsertKeyRequest {
 export type KeyStatus = "active" | "revoked" | "expired";
 export type KeyStatusFilter = KeyStatus | "all";
 
-/** A keyset position: rows strictly after (created_at, id) — or (occurred_at, id) for events. */
+/** A keyset position in the key listing: rows strictly after (created_at, id). */
 export interface KeysetPosition {
   at: string;
   id: string;
+}
+
+/**
+ * A position in the audit log: events strictly after (occurred_at, seq). `seq` is the insertion
+ * order, the tie-break for events of the same instant (event ids are random).
+ */
+export interface EventPosition {
+  at: string;
+  seq: number;
+}
+
+/** An event as listed: the row and its place in the log. */
+export interface KeyEventEntry {
+  event: KeyEventRow;
+  seq: number;
 }
 
 export interface ListKeysQuery {
@@ -109,7 +124,7 @@ export interface ListEventsQuery {
   keyId: string | null;
   /** Only events of keys this user owns; null for every event of the organization. */
   ownerUserId: string | null;
-  after: KeysetPosition | null;
+  after: EventPosition | null;
   limit: number;
 }
 
@@ -228,9 +243,10 @@ export interface KeyStore {
 
   /** Writes one event on its own: a failed authentication or a denied call, which change nothing else. */
   appendEvent(event: KeyEventRow): Promise<void>;
+  /** Every event of one key, in (occurred_at, insertion) order. */
   listEvents(keyId: string): Promise<KeyEventRow[]>;
-  /** Events in (occurred_at, id) order, after `query.after`, at most `query.limit` of them. */
-  listKeyEvents(query: ListEventsQuery): Promise<KeyEventRow[]>;
+  /** Events in (occurred_at, seq) order, after `query.after`, at most `query.limit` of them. */
+  listKeyEvents(query: ListEventsQuery): Promise<KeyEventEntry[]>;
 
   /** Throws when the database does not answer (the health check). */
   ping(): Promise<void>;

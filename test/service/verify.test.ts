@@ -1,0 +1,130 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { generateToken } from "../../src/keys/token.js";
+import { verifyApiKey } from "../../src/index.js";
+import { ServiceError } from "../../src/service/errors.js";
+import { KeyService, type KeyUseRecorder } from "../../src/service/service.js";
+import { DEFAULT_POLICY } from "../../src/service/policy.js";
+import type { KeyStore, KeyUse } from "../../src/store/types.js";
+import { openHarness, type Harness } from "../helpers/harness.js";
+
+/** The real store, with every method call counted by name. */
+function countingStore(store: KeyStore): { store: KeyStore; calls: string[] } {
+  const calls: string[] = [];
+  const proxy = new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        calls.push(String(property));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store: proxy, calls };
+}
+
+const PEPPER = "a-pepper-of-sixteen-or-more";
+
+let harness: Harness;
+beforeEach(async () => {
+  harness = await openHarness({ pepper: PEPPER });
+});
+afterEach(async () => {
+  await harness.close();
+});
+
+describe("KeyService.verifyApiKey", () => {
+  it("never reaches the store for a malformed token or a bad checksum", async () => {
+    const { store, calls } = countingStore(harness.store);
+    const service = new KeyService({ store, pepper: PEPPER, clock: harness.clock.now });
+    const { key: token } = await harness.service.createApiKey(harness.principal, { name: "k" });
+    const badChecksum = token.slice(0, -1) + (token.endsWith("0") ? "1" : "0");
+    for (const bad of ["", "kw_", badChecksum, token.slice(1), generateToken("other").token, `${token}\n`]) {
+      expect((await service.verifyApiKey(bad)).code).toBe("malformed");
+    }
+    expect(calls).toEqual([]);
+
+    expect((await service.verifyApiKey(token)).code).toBe("valid");
+    expect(calls).toEqual(["getKeyByPrefix", "recordKeyUse"]);
+  });
+
+  it("looks up an unknown well-formed token once and records nothing", async () => {
+    const { store, calls } = countingStore(harness.store);
+    const service = new KeyService({ store, pepper: PEPPER });
+    expect((await service.verifyApiKey(generateToken().token)).code).toBe("not_found");
+    expect(calls).toEqual(["getKeyByPrefix"]);
+  });
+
+  it("hashes with each row's own algorithm: a key from before the pepper still verifies", async () => {
+    const unpeppered = new KeyService({ store: harness.store, clock: harness.clock.now });
+    const old = await unpeppered.createApiKey(harness.principal, { name: "old" });
+    const fresh = await harness.service.createApiKey(harness.principal, { name: "new" });
+    expect((await harness.service.verifyApiKey(old.key)).code).toBe("valid");
+    expect((await harness.service.verifyApiKey(fresh.key)).code).toBe("valid");
+    // Without the pepper, a peppered row cannot be checked: that is a server fault, not a bad key.
+    await expect(unpeppered.verifyApiKey(fresh.key)).rejects.toThrow(/PEPPER/);
+    // A different pepper gives a different hash: not_found.
+    const otherPepper = new KeyService({ store: harness.store, pepper: "another-pepper-of-16+" });
+    expect((await otherPepper.verifyApiKey(fresh.key)).code).toBe("not_found");
+  });
+
+  it("records last use through the KeyUseRecorder, with the caller's address and user agent, only when valid", async () => {
+    const uses: [string, KeyUse][] = [];
+    const recorder: KeyUseRecorder = { record: async (id, use) => void uses.push([id, use]) };
+    const service = new KeyService({ store: harness.store, pepper: PEPPER, clock: harness.clock.now, useRecorder: recorder });
+    const created = await service.createApiKey(harness.principal, { name: "k" });
+    await service.verifyApiKey(created.key, { ip: "203.0.113.9", userAgent: "gateway/1.0" });
+    await service.verifyApiKey(created.key, { requiredScopes: ["nope"] });
+    await service.verifyApiKey(generateToken().token);
+    expect(uses).toEqual([[created.id, { at: "2026-06-01T12:00:00.000Z", ip: "203.0.113.9", userAgent: "gateway/1.0" }]]);
+    // The recorder replaced the direct write.
+    expect((await harness.store.getKeyById(created.id))!.last_used_at).toBeNull();
+  });
+
+  it("stores last use with address and user agent by default", async () => {
+    const created = await harness.service.createApiKey(harness.principal, { name: "k" });
+    harness.clock.advance(5000);
+    await harness.service.verifyApiKey(created.key, { ip: "198.51.100.7", userAgent: "curl/8" });
+    expect(await harness.store.getKeyById(created.id)).toMatchObject({
+      last_used_at: "2026-06-01T12:00:05.000Z",
+      last_used_ip: "198.51.100.7",
+      last_used_user_agent: "curl/8",
+    });
+  });
+
+  it("refuses an invalid required scope before looking at the token", async () => {
+    const { store, calls } = countingStore(harness.store);
+    const service = new KeyService({ store, pepper: PEPPER });
+    const error = await service.verifyApiKey(generateToken().token, { requiredScopes: ["Bad Scope"] }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ServiceError);
+    expect((error as ServiceError).errors).toEqual([{ key: "required_scopes", message: expect.any(String) }]);
+    expect(calls).toEqual([]);
+  });
+});
+
+describe("verifyApiKey (library export)", () => {
+  it("accepts the KeyService the program already has", async () => {
+    const created = await harness.service.createApiKey(harness.principal, { name: "k" });
+    expect(await verifyApiKey(harness.service, created.key, { requiredScopes: ["tools:read"] })).toMatchObject({
+      valid: true,
+      code: "valid",
+      key_id: created.id,
+    });
+    expect((await verifyApiKey(harness.service, created.key, { requiredScopes: ["orders:read"] })).code).toBe("insufficient_scope");
+  });
+
+  it("accepts a store with the pepper and brand its keys were made with", async () => {
+    // verifyApiKey(store, …) judges expiry by the real clock: mint with the real clock too.
+    const realClock = new KeyService({ store: harness.store, pepper: PEPPER });
+    const created = await realClock.createApiKey(harness.principal, { name: "k" });
+    expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER })).code).toBe("valid");
+    expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER, requiredScopes: ["tools:execute"] })).code).toBe("valid");
+    // The brand decides what is well-formed.
+    expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER, keyBrand: "acme" })).code).toBe("malformed");
+
+    const acme = new KeyService({ store: harness.store, config: { policy: DEFAULT_POLICY, keyBrand: "acme" } });
+    const acmeKey = await acme.createApiKey(harness.principal, { name: "acme" });
+    expect(acmeKey.key.startsWith("acme_")).toBe(true);
+    expect((await verifyApiKey(harness.store, acmeKey.key, { keyBrand: "acme" })).code).toBe("valid");
+  });
+});

@@ -1,0 +1,159 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import * as z from "zod";
+import { allTools } from "../../src/tools/index.js";
+import { toJsonSchema } from "../../src/tools/tool.js";
+import { connectClient, openHarness, type Harness } from "../helpers/harness.js";
+
+type Schema = Record<string, unknown>;
+
+/**
+ * Every problem with a schema, found by walking it recursively: a property or array item without
+ * a description, an object that allows unknown properties, and (for outputs) an optional field.
+ */
+export function schemaProblems(schema: Schema, { output }: { output: boolean }, path = "$"): string[] {
+  const problems: string[] = [];
+  const properties = schema.properties as Record<string, Schema> | undefined;
+  if (schema.type === "object" || properties) {
+    if (properties && schema.additionalProperties !== false) problems.push(`${path}: additionalProperties is not false`);
+    if (!properties && (schema.additionalProperties === undefined || schema.additionalProperties === true)) {
+      problems.push(`${path}: an open object without a described value schema`);
+    }
+    for (const [name, property] of Object.entries(properties ?? {})) {
+      if (typeof property.description !== "string" || property.description.trim().length === 0) {
+        problems.push(`${path}.${name}: no description`);
+      }
+      problems.push(...schemaProblems(property, { output }, `${path}.${name}`));
+    }
+    if (output) {
+      const required = new Set((schema.required as string[] | undefined) ?? []);
+      for (const name of Object.keys(properties ?? {})) if (!required.has(name)) problems.push(`${path}.${name}: not required in an output`);
+    }
+    const values = schema.additionalProperties;
+    if (values && typeof values === "object") {
+      if (typeof (values as Schema).description !== "string") problems.push(`${path}.*: no description`);
+      problems.push(...schemaProblems(values as Schema, { output }, `${path}.*`));
+    }
+  }
+  if (schema.items && typeof schema.items === "object") {
+    const items = schema.items as Schema;
+    // An array of objects is described by the object schema's own description.
+    if (typeof items.description !== "string") problems.push(`${path}[]: no description`);
+    problems.push(...schemaProblems(items, { output }, `${path}[]`));
+  }
+  for (const keyword of ["anyOf", "oneOf", "allOf"] as const) {
+    for (const [index, member] of ((schema[keyword] as Schema[] | undefined) ?? []).entries()) {
+      problems.push(...schemaProblems(member, { output }, `${path}<${keyword}${index}>`));
+    }
+  }
+  return problems;
+}
+
+const EXPECTED = {
+  create_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: false, idempotentHint: false },
+  list_api_keys: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  get_api_key: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  update_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: true, idempotentHint: true },
+  rotate_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  revoke_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: true, idempotentHint: true },
+  verify_api_key: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  whoami: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  list_projects: { group: "Projects", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  create_project: { group: "Projects", readOnlyHint: false, destructiveHint: false, idempotentHint: false },
+  list_key_events: { group: "Audit", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+} as const;
+
+let harness: Harness;
+let client: Client;
+beforeAll(async () => {
+  harness = await openHarness();
+  client = await connectClient(harness.service, harness.principal);
+});
+afterAll(async () => {
+  await client.close();
+  await harness.close();
+});
+
+describe("tool definitions", () => {
+  it("serves every tool of DESIGN section 6, in the registry's order", async () => {
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name)).toEqual(Object.keys(EXPECTED));
+    expect(allTools.map((tool) => tool.name)).toEqual(Object.keys(EXPECTED));
+  });
+
+  it("gives each tool a title, a group, all four annotation hints, a useful description and both schemas", async () => {
+    const { tools } = await client.listTools();
+    for (const tool of tools) {
+      const expected = EXPECTED[tool.name as keyof typeof EXPECTED];
+      expect(tool.name).toMatch(/^[a-z]+(_[a-z]+)*$/);
+      expect(tool.title, tool.name).toMatch(/\S/);
+      expect(tool.description?.length ?? 0, tool.name).toBeGreaterThan(120);
+      expect(tool._meta, tool.name).toEqual({ "keywarden/group": expected.group });
+      expect(tool.annotations, tool.name).toEqual({
+        title: tool.title,
+        readOnlyHint: expected.readOnlyHint,
+        destructiveHint: expected.destructiveHint,
+        idempotentHint: expected.idempotentHint,
+        openWorldHint: false,
+      });
+      expect(tool.inputSchema.type, tool.name).toBe("object");
+      expect(tool.outputSchema?.type, tool.name).toBe("object");
+      expect((tool.inputSchema as Schema).$schema).toBe("http://json-schema.org/draft-07/schema#");
+      expect((tool.outputSchema as Schema).$schema).toBe("http://json-schema.org/draft-07/schema#");
+    }
+  });
+
+  it("describes every field, closes every object and requires every output field, at any depth", async () => {
+    const { tools } = await client.listTools();
+    for (const tool of tools) {
+      expect(schemaProblems(tool.inputSchema as Schema, { output: false }), `${tool.name} input`).toEqual([]);
+      expect(schemaProblems(tool.outputSchema as Schema, { output: true }), `${tool.name} output`).toEqual([]);
+      expect(typeof (tool.inputSchema as Schema).description, tool.name).toBe("string");
+      expect(typeof (tool.outputSchema as Schema).description, tool.name).toBe("string");
+    }
+  });
+
+  it("has a checker that does catch each kind of problem", () => {
+    const check = (schema: z.ZodType, output = true) => schemaProblems(toJsonSchema(schema), { output });
+    expect(check(z.strictObject({ a: z.string() }))).toEqual(["$.a: no description"]);
+    expect(check(z.looseObject({ a: z.string().describe("a") }))).toEqual(["$: additionalProperties is not false", "$.*: no description"]);
+    expect(check(z.strictObject({ a: z.string().describe("a").optional() }))).toEqual(["$.a: not required in an output"]);
+    expect(check(z.strictObject({ a: z.string().describe("a").optional() }), false)).toEqual([]);
+    expect(check(z.strictObject({ a: z.array(z.string()).describe("a") }))).toEqual(["$.a[]: no description"]);
+    expect(check(z.strictObject({ a: z.strictObject({ b: z.number() }).nullable().describe("a") }))).toEqual(["$.a<anyOf0>.b: no description"]);
+    expect(check(z.strictObject({ a: z.record(z.string(), z.unknown()).describe("a") }))).toEqual(["$.a.*: no description"]);
+  });
+
+  it("matches the checked-in schemas/ files (what npm run schemas:check guards)", () => {
+    for (const tool of allTools) {
+      for (const [kind, schema] of [
+        ["input", tool.inputSchema],
+        ["output", tool.outputSchema],
+      ] as const) {
+        const file = readFileSync(join(process.cwd(), "schemas", `${tool.name}.${kind}.schema.json`), "utf8");
+        expect(JSON.parse(file), `${tool.name}.${kind}`).toEqual(toJsonSchema(schema));
+      }
+    }
+  });
+
+  it("keeps create_api_key's schemas exactly the external contract", () => {
+    for (const kind of ["input", "output"] as const) {
+      const spec = JSON.parse(readFileSync(join(process.cwd(), "test/fixtures/spec", `create_api_key.${kind}.schema.json`), "utf8"));
+      const tool = allTools.find((candidate) => candidate.name === "create_api_key")!;
+      expect(toJsonSchema(kind === "input" ? tool.inputSchema : tool.outputSchema)).toEqual(spec);
+    }
+  });
+
+  it("returns rotate_api_key's output as exactly create_api_key's fields plus the two previous_key fields", () => {
+    const create = toJsonSchema(allTools.find((tool) => tool.name === "create_api_key")!.outputSchema);
+    const rotate = toJsonSchema(allTools.find((tool) => tool.name === "rotate_api_key")!.outputSchema);
+    expect(rotate.properties).toEqual({
+      ...(create.properties as Schema),
+      previous_key_id: expect.any(Object),
+      previous_key_expires_at: expect.any(Object),
+    });
+    expect(rotate.required).toEqual([...(create.required as string[]), "previous_key_id", "previous_key_expires_at"]);
+  });
+});
