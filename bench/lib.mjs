@@ -1,0 +1,77 @@
+// Shared helpers for the benchmarks: statistics, temp dirs, spawning the built binary.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const CLI = join(ROOT, "dist/cli.js");
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The p-th percentile (0-100) by nearest rank. */
+export function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export function tempDir(prefix = "keywarden-bench-") {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** An environment without the developer's KEYWARDEN_* settings. */
+export function cleanEnv(extra = {}) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("KEYWARDEN_")));
+  return { ...env, ...extra };
+}
+
+/**
+ * Milliseconds from spawn to the answer of the first tools/list, speaking raw JSON-RPC over stdio
+ * so that both sides of a comparison pay exactly the same client cost.
+ */
+export function timeToFirstToolsList(command, args, env = cleanEnv()) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "ignore"] });
+    let buffer = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`no tools/list answer from ${args.join(" ")} within 20 s`));
+    }, 20_000);
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk.toString("utf8");
+      for (let newline = buffer.indexOf("\n"); newline >= 0; newline = buffer.indexOf("\n")) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        const message = JSON.parse(line);
+        if (message.id === 1) {
+          child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
+          child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" })}\n`);
+        } else if (message.id === 2) {
+          const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
+          clearTimeout(timer);
+          child.once("exit", () => resolve(elapsed));
+          child.stdin.end();
+          if (!Array.isArray(message.result?.tools)) reject(new Error(`bad tools/list answer: ${line.slice(0, 200)}`));
+        }
+      }
+    });
+    child.on("error", reject);
+    child.stdin.write(
+      `${JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "bench", version: "0" } },
+      })}\n`,
+    );
+  });
+}
+
+export const fmt = (value, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : String(value));

@@ -1,0 +1,49 @@
+// `npm run bench`: every benchmark row beside a baseline measured in the same run, as a ratio,
+// printed as a table and written to bench/results.json. Never part of `npm test`.
+// Usage: node bench/run.mjs [row-name ...]   (default: all rows)
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { coldStart } from "./cold-start.mjs";
+import { fmt, ROOT } from "./lib.mjs";
+
+const ROWS = {
+  "cold-start": coldStart,
+};
+
+const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(ROWS);
+for (const name of selected) {
+  if (!ROWS[name]) {
+    console.error(`unknown row ${name}; rows: ${Object.keys(ROWS).join(", ")}`);
+    process.exit(2);
+  }
+}
+
+const results = [];
+for (const name of selected) {
+  process.stderr.write(`running ${name}…\n`);
+  const rows = [].concat(await ROWS[name]());
+  results.push(...rows.map((row) => ({ name, ...row })));
+}
+
+const header = ["row", "keywarden", "baseline", "ratio", "target", "ok"];
+const lines = results.map((r) => [
+  r.row,
+  `${fmt(r.value, r.digits ?? 1)} ${r.unit}`,
+  `${fmt(r.baseline, r.digits ?? 1)} (${r.baselineName})`,
+  fmt(r.ratio, 2),
+  r.target,
+  r.pass ? "yes" : "NO",
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+const print = (cells) => console.log(`| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`);
+print(header);
+console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+lines.forEach(print);
+
+const machine = { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30) };
+writeFileSync(
+  join(ROOT, "bench/results.json"),
+  `${JSON.stringify({ measured_at: new Date().toISOString(), machine, results }, null, 2)}\n`,
+);
+console.log(`\nwritten to bench/results.json`);
