@@ -274,7 +274,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     req.headers.authorization = "Bearer presented";
     const verifier = {
       verifyAccessToken: async (): Promise<AuthInfo> => {
-        const result = await service.authenticateKey(credential, origin);
+        const result = await service.authenticateKey(credential, origin).catch((error: unknown) => {
+          // The SDK answers 500 {"error":"server_error"}; the operator's log gets the cause.
+          logger.error({ err: error, path: req.path }, "authentication could not be completed");
+          throw error;
+        });
         if (!result.ok) {
           await onAuthenticationFailure(req, result, origin);
           throw new InvalidTokenError(INVALID_TOKEN_DESCRIPTION);

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -432,6 +433,23 @@ describe("keywarden serve --stateless", () => {
 });
 
 describe("keywarden serve: shutdown and start-up", () => {
+  it("waits for a request in progress on the first signal and exits at once on the second", async () => {
+    const server = await serve(["--db", tempDb(), "--no-auth"]);
+    // A POST whose body never finishes: a request in progress that shutdown would wait for.
+    const stuck = request(server.url, { method: "POST", headers: { ...MCP_HEADERS, "Content-Length": "1000" } });
+    stuck.on("error", () => undefined);
+    stuck.write('{"jsonrpc":');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    server.child.kill("SIGTERM");
+    for (let i = 0; i < 100 && !server.stderr().includes('"msg":"stopping'); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(server.stderr()).toContain('"msg":"stopping: closing sessions, flushing writes, closing the database"');
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(1);
+    expect(server.stderr()).toContain('"msg":"second signal: exiting at once"');
+    expect(server.stderr()).not.toContain("keywarden http server stopped");
+    stuck.destroy();
+  });
+
   it("on SIGTERM closes sessions, writes pending last-use records and closes the database", async () => {
     const db = tempDb();
     const key = mintKey(db, "ops", "k", "tools:read");
