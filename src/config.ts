@@ -3,6 +3,7 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "./keys/token.js";
+import { isLoopbackHost } from "./transports/http.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "./service/policy.js";
 import { SCOPE_PATTERN } from "./service/validation.js";
 
@@ -182,11 +183,6 @@ function list(raw: string | undefined): string[] | null {
     .filter((item) => item.length > 0);
 }
 
-export function isLoopbackAddress(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return bare === "localhost" || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare);
-}
-
 const PROXY_NAMES = ["loopback", "linklocal", "uniquelocal"];
 
 /** Turns `keywarden serve` flags and environment into a checked HTTP configuration, or one clear ConfigError. */
@@ -204,7 +200,7 @@ export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessE
   }
 
   const noAuth = options.auth === false;
-  if (noAuth && !isLoopbackAddress(host)) {
+  if (noAuth && !isLoopbackHost(host)) {
     throw new ConfigError(`--no-auth is allowed only on a loopback address (127.0.0.1, ::1, localhost), not --host ${host}`);
   }
 

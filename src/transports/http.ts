@@ -106,7 +106,8 @@ function sendError(req: Request, res: Response, status: number, code: string, me
   res.status(status).json(body);
 }
 
-function isLoopbackHost(host: string): boolean {
+/** 127.0.0.0/8, ::1 and localhost: the addresses --no-auth may bind to. */
+export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
   return bare === "localhost" || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare);
 }

@@ -130,7 +130,7 @@ describe("keywarden serve: the authentication and authorization matrix over real
       };
     }
 
-    const outcome = (result: { isError?: boolean; content?: unknown }) => (result.isError === true ? toolError(result).code : "ok");
+    const outcome = (result: object) => ((result as { isError?: boolean }).isError === true ? toolError(result).code : "ok");
     const rows: [string, string, string][] = [
       // row, key, the key to revoke
       ["tools:read key", keys.reader.key, keys.reader.id],
@@ -429,6 +429,21 @@ describe("keywarden serve --stateless", () => {
     const query = (key: string) => rawRequest(`${server.url}?admin_key=${key}`, { method: "POST", headers: MCP_HEADERS, body: initializeBody() });
     expect((await query(admin.key)).status).toBe(200);
     expect((await query(withBadChecksum(admin.key))).status).toBe(401);
+  });
+});
+
+describe("keywarden serve: idle sessions", () => {
+  it("closes a session after --session-idle-timeout without a request; its id then gets 404", async () => {
+    const db = tempDb();
+    const key = mintKey(db, "ops", "k", "tools:read");
+    const server = await serve(["--db", db, "--session-idle-timeout", "1"]);
+    const opened = await rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, ...bearer(key.key) }, body: initializeBody() });
+    expect(opened.status).toBe(200);
+    const sessionId = String(opened.headers["mcp-session-id"]);
+    for (let i = 0; i < 100 && !server.stderr().includes('"why":"idle"'); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.stderr()).toContain(`"session":"${sessionId.slice(0, 8)}","key":"${key.id}","why":"idle"`);
+    const later = await rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, ...bearer(key.key), "Mcp-Session-Id": sessionId }, body: rpcBody("tools/list") });
+    expect(later.status).toBe(404);
   });
 });
 

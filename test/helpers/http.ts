@@ -127,7 +127,8 @@ export async function connectHttpClient(url: string, key: string | null, userAge
 }
 
 /** The JSON body of a tool error result. */
-export function toolError(result: { isError?: boolean; content?: unknown }): { code: string; message: string; errors: unknown[] } {
+export function toolError(callResult: object): { code: string; message: string; errors: unknown[] } {
+  const result = callResult as { isError?: boolean; content?: unknown };
   if (result.isError !== true) throw new Error(`expected a tool error, got ${JSON.stringify(result).slice(0, 300)}`);
   return (JSON.parse((result.content as { text: string }[])[0]!.text) as { error: { code: string; message: string; errors: unknown[] } }).error;
 }
