@@ -61,21 +61,30 @@ interface App {
   store: SqliteKeyStore;
   service: KeyService;
   logger: Logger;
+  recorder: CoalescingUseRecorder;
+  /** Writes pending last uses, then closes the database. */
+  close(): Promise<void>;
 }
 
 function openApp(options: RawOptions): App {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
   const store = SqliteKeyStore.open({ path: config.databasePath });
-  const service = new KeyService({ store, config: config.service, pepper: config.pepper });
-  return { config, store, service, logger };
+  // Last use is written in batches, at most a second late, not with a synchronous write per verify.
+  const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
+  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder });
+  const close = async () => {
+    await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
+    await store.close();
+  };
+  return { config, store, service, logger, recorder, close };
 }
 
 async function runStdioServer(options: RawOptions): Promise<void> {
-  const { config, store, service, logger } = openApp(options);
+  const { config, service, logger, close } = openApp(options);
   const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
   const server = createServer({ service, principal, version: VERSION, logger });
-  await serveStdio(server, () => store.close());
+  await serveStdio(server, close);
   logger.info(
     { version: VERSION, db: config.databasePath, user: config.userName, admin: config.isAdmin },
     "keywarden stdio server ready",
@@ -83,13 +92,8 @@ async function runStdioServer(options: RawOptions): Promise<void> {
 }
 
 async function runHttpServer(options: ServeRawOptions): Promise<void> {
-  const config = resolveConfig(options);
   const http = resolveHttpConfig(options);
-  const logger = createLogger(config.logLevel);
-  const store = SqliteKeyStore.open({ path: config.databasePath });
-  // Last use is written in batches, at most a second late, not with a synchronous write per request.
-  const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
-  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder });
+  const { config, logger, service, close } = openApp(options);
 
   let anonymousPrincipal: Principal | null = null;
   if (http.noAuth) {
@@ -116,7 +120,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
       trustProxy: http.trustProxy,
     });
   } catch (error) {
-    await store.close();
+    await close();
     throw new ConfigError(`cannot listen on ${http.host} port ${http.port}: ${(error as Error).message}`);
   }
   const server = running;
@@ -131,8 +135,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
     logger.info({ signal, sessions: server.sessionCount() }, "stopping: closing sessions, flushing writes, closing the database");
     void (async () => {
       await server.close();
-      await recorder.close();
-      await store.close();
+      await close();
       logger.info({}, "keywarden http server stopped");
       process.exit(0);
     })().catch((error: unknown) => {
@@ -165,7 +168,7 @@ async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: A
     const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
     return await run(app, principal);
   } finally {
-    await app.store.close();
+    await app.close();
   }
 }
 

@@ -15,6 +15,7 @@ import type { Principal } from "../service/principal.js";
 import type { AuthenticationRefusal, KeyService, RequestOrigin } from "../service/service.js";
 import { holdsAnyScope, MCP_SCOPES, VERIFY_ENDPOINT_SCOPES } from "../tools/access.js";
 import { fieldErrorsOf } from "../tools/call.js";
+import type { ToolDefinition } from "../tools/tool.js";
 import { verifyApiKeyInput } from "../tools/verify_api_key.js";
 import { FailedAuthLimiter } from "./auth-limiter.js";
 
@@ -52,6 +53,8 @@ export interface HttpServerOptions {
   allowedHosts?: readonly string[] | null;
   /** Accept the key as `?admin_key=` when no Authorization header is sent. */
   allowQueryKey?: boolean;
+  /** The tools each session serves (default: all of keywarden's); the benchmarks add a no-op baseline. */
+  tools?: readonly ToolDefinition[];
   /** --no-auth: every request acts as this principal, without a key. Loopback only (the CLI checks). */
   anonymousPrincipal?: Principal | null;
   /** A session with no request for this long is closed. */
@@ -355,7 +358,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
 
   // --- /mcp: Streamable HTTP ----------------------------------------------------------------------
   const newServer = (principal: Principal): McpServer =>
-    createServer({ service, principal, version, logger, principalOf: principalOfAuthInfo });
+    createServer({ service, principal, version, logger, principalOf: principalOfAuthInfo, tools: options.tools });
 
   const closeSession = async (session: Session, why: string): Promise<void> => {
     if (!sessions.delete(session.id)) return;
