@@ -5,10 +5,18 @@ import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { coldStart } from "./cold-start.mjs";
+import { scale } from "./scale.mjs";
+import { toolCalls } from "./tool-calls.mjs";
+import { verifyHttp } from "./verify-http.mjs";
+import { verifyInProcess } from "./verify-inprocess.mjs";
 import { fmt, ROOT } from "./lib.mjs";
 
 const ROWS = {
+  "verify-inprocess": verifyInProcess,
+  "verify-http": verifyHttp,
+  "tool-calls": toolCalls,
   "cold-start": coldStart,
+  scale,
 };
 
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(ROWS);

@@ -533,12 +533,26 @@ export class KeyService {
     const parsed = parseToken(token, this.config.keyBrand);
     if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
 
-    const row = await this.store.getKeyByPrefix(parsed.keyPrefix);
+    const row = await this.store.findKeyForVerification(parsed.keyPrefix);
     const hash = this.hasher.hash(token, row?.hash_algorithm);
     const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
     if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
 
-    const known = {
+    const now = this.clock();
+    const code: VerifyCode =
+      row.revoked_at !== null
+        ? "revoked"
+        : row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()
+          ? "expired"
+          : required.every((scope) => row.scopes.includes(scope))
+            ? "valid"
+            : "insufficient_scope";
+    if (code === "valid") {
+      await this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+    }
+    return {
+      valid: code === "valid",
+      code,
       key_id: row.id,
       key_prefix: row.key_prefix,
       user_id: row.user_id,
@@ -547,14 +561,6 @@ export class KeyService {
       scopes: [...row.scopes],
       expires_at: row.expires_at,
     };
-    const now = this.clock();
-    if (row.revoked_at !== null) return { valid: false, code: "revoked", ...known };
-    if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return { valid: false, code: "expired", ...known };
-    const held = new Set(row.scopes);
-    if (!required.every((scope) => held.has(scope))) return { valid: false, code: "insufficient_scope", ...known };
-
-    await this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
-    return { valid: true, code: "valid", ...known };
   }
 
   /**

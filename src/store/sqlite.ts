@@ -25,6 +25,7 @@ import type {
   UpdateKeyRequest,
   UpdateKeyResult,
   UserRow,
+  VerifiableKey,
 } from "./types.js";
 
 export const DEFAULT_ORGANIZATION_NAME = "default";
@@ -47,6 +48,7 @@ interface ApiKeyDbRow extends Omit<ApiKeyRow, "scopes" | "key_hash" | "hash_algo
   key_hash: Buffer;
   hash_algorithm: string;
 }
+type VerifiableKeyDbRow = Omit<VerifiableKey, "scopes" | "hash_algorithm"> & { scopes: string; hash_algorithm: string };
 interface ProjectDbRow extends Omit<ProjectRow, "default_scopes"> {
   default_scopes: string;
 }
@@ -174,6 +176,10 @@ export class SqliteKeyStore implements KeyStore {
       ),
       keyById: db.prepare<[string], ApiKeyDbRow>("SELECT * FROM api_keys WHERE id = ?"),
       keyByPrefix: db.prepare<[string], ApiKeyDbRow>("SELECT * FROM api_keys WHERE key_prefix = ?"),
+      verifiableKeyByPrefix: db.prepare<[string], VerifiableKeyDbRow>(
+        `SELECT id, organization_id, user_id, project_id, key_prefix, key_hash, hash_algorithm, scopes, expires_at, revoked_at
+         FROM api_keys WHERE key_prefix = ?`,
+      ),
       insertEvent: db.prepare(
         `INSERT INTO key_events (id, organization_id, key_id, event_type, actor_user_id, actor_key_id, transport,
            client_address, occurred_at, detail)
@@ -278,6 +284,37 @@ export class SqliteKeyStore implements KeyStore {
   async getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null> {
     const row = this.statements.keyByPrefix.get(keyPrefix);
     return row ? toApiKeyRow(row) : null;
+  }
+
+  async findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null> {
+    const row = this.statements.verifiableKeyByPrefix.get(keyPrefix);
+    if (!row) return null;
+    // Every verification runs this: an explicit literal (no spread), the hash Buffer as it is (a
+    // Buffer is a Uint8Array), and scope lists parsed once per distinct list.
+    return {
+      id: row.id,
+      organization_id: row.organization_id,
+      user_id: row.user_id,
+      project_id: row.project_id,
+      key_prefix: row.key_prefix,
+      key_hash: row.key_hash,
+      hash_algorithm: row.hash_algorithm as HashAlgorithm,
+      scopes: this.parseScopes(row.scopes),
+      expires_at: row.expires_at,
+      revoked_at: row.revoked_at,
+    };
+  }
+
+  /** Few distinct scope lists exist (project and user defaults), so their parses are memoised, boundedly. */
+  private readonly scopeLists = new Map<string, readonly string[]>();
+  private parseScopes(json: string): string[] {
+    let scopes = this.scopeLists.get(json);
+    if (scopes === undefined) {
+      scopes = Object.freeze(JSON.parse(json) as string[]);
+      if (this.scopeLists.size >= 1024) this.scopeLists.clear();
+      this.scopeLists.set(json, scopes);
+    }
+    return scopes as string[];
   }
 
   async countActiveKeys(userId: string, now: string): Promise<number> {

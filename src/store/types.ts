@@ -50,6 +50,12 @@ export interface ApiKeyRow {
   replaced_by: string | null;
 }
 
+/** What verification needs of a key, and no more: read on every verify, so kept narrow. */
+export type VerifiableKey = Pick<
+  ApiKeyRow,
+  "id" | "organization_id" | "user_id" | "project_id" | "key_prefix" | "key_hash" | "hash_algorithm" | "scopes" | "expires_at" | "revoked_at"
+>;
+
 export interface KeyEventRow {
   id: string;
   organization_id: string | null;
@@ -221,6 +227,8 @@ export interface KeyStore {
   insertKey(request: InsertKeyRequest): Promise<InsertKeyResult>;
   getKeyById(id: string): Promise<ApiKeyRow | null>;
   getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null>;
+  /** The hot path of verification: only the columns a verification reads, by prefix. */
+  findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null>;
   /** Active keys (not revoked, not expired at `now`, not replaced by a rotation) the user holds. */
   countActiveKeys(userId: string, now: string): Promise<number>;
   /** Keys in (created_at, id) order, after `query.after`, at most `query.limit` of them. */
