@@ -59,7 +59,7 @@ export async function verifyInProcess({ rounds = 7 } = {}) {
       ourRates.push(await measure(ours));
     }
     await recorder.close();
-    const recorded = store.db.prepare("SELECT count(*) AS n FROM api_keys WHERE last_used_at IS NOT NULL").get().n;
+    const recorded = store.db.prepare("SELECT count(*) AS n FROM key_usage").get().n;
     await store.close();
     const value = median(ourRates);
     const baseline = median(floorRates);
