@@ -187,7 +187,15 @@ export type KeyAuthentication =
 
 export type AuthenticationRefusal = Extract<KeyAuthentication, { ok: false }>;
 
-const USER_AGENT_MAX_LENGTH = 256;
+/** The longest user agent kept, in last use and in the audit log; the rest of a longer one is cut. */
+export const USER_AGENT_MAX_LENGTH = 256;
+
+/** A user agent cut to USER_AGENT_MAX_LENGTH UTF-16 units, never through the middle of a surrogate pair. */
+export function capUserAgent(userAgent: string | null): string | null {
+  if (userAgent === null || userAgent.length <= USER_AGENT_MAX_LENGTH) return userAgent;
+  const highSurrogateLast = (userAgent.charCodeAt(USER_AGENT_MAX_LENGTH - 1) & 0xfc00) === 0xd800;
+  return userAgent.slice(0, highSurrogateLast ? USER_AGENT_MAX_LENGTH - 1 : USER_AGENT_MAX_LENGTH);
+}
 
 export interface WhoAmI {
   user_id: string;
@@ -616,7 +624,7 @@ export class KeyService {
       detail: {
         reason: refusal.reason,
         key_prefix: refusal.keyPrefix,
-        user_agent: origin.userAgent === null ? null : origin.userAgent.slice(0, USER_AGENT_MAX_LENGTH),
+        user_agent: capUserAgent(origin.userAgent),
         ...detail,
       },
     });
@@ -633,9 +641,13 @@ export class KeyService {
     await this.store.ping();
   }
 
-  /** The one path by which last use is recorded (see KeyUseRecorder). */
+  /**
+   * The one path by which last use is recorded (see KeyUseRecorder). The user agent is capped here,
+   * once, so neither a recorder's pending uses nor the stored rows hold a huge header.
+   */
   async recordKeyUse(keyId: string, use: KeyUse): Promise<void> {
-    await this.useRecorder.record(keyId, use);
+    const userAgent = capUserAgent(use.userAgent);
+    await this.useRecorder.record(keyId, userAgent === use.userAgent ? use : { ...use, userAgent });
   }
 
   async whoami(principal: Principal): Promise<WhoAmI> {

@@ -244,7 +244,7 @@ export interface KeyStore {
   rotateKey(request: RotateKeyRequest): Promise<RotateKeyResult>;
   /** Sets revoked_at and the reason once, with the event; a second call changes nothing. */
   revokeKey(request: RevokeKeyRequest): Promise<RevokeKeyResult>;
-  /** Records a successful use; an older use never overwrites a newer one. */
+  /** Records a successful use; an older use never overwrites a newer one; a use of an unknown key is ignored. */
   recordKeyUse(id: string, use: KeyUse): Promise<void>;
   /** Records many uses in one write transaction, each as recordKeyUse would. */
   recordKeyUses(uses: readonly (readonly [id: string, use: KeyUse])[]): Promise<void>;
