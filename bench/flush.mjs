@@ -6,7 +6,7 @@
 // Each round takes a fresh pseudo-random set of keys with newer timestamps, so later rounds mix
 // first uses and overwrites. Usage: npm run build && node bench/flush.mjs [rounds]
 import { join } from "node:path";
-import { bulkLoad, fmt, median, ROOT, tempDir } from "./lib.mjs";
+import { bulkLoad, fmt, median, ROOT, seededRandom, tempDir } from "./lib.mjs";
 
 const KEYS = 100_000;
 const PER_FLUSH = 20_000;
@@ -19,14 +19,7 @@ try {
   const { SqliteKeyStore, CoalescingUseRecorder } = await import(join(ROOT, "dist/index.js"));
   const store = SqliteKeyStore.open({ path });
   const ids = store.db.prepare("SELECT id FROM api_keys").pluck().all();
-  // mulberry32: a seeded generator with a full period (the bench's float LCG cycles too soon here).
-  let seed = 4242;
-  const random = () => {
-    let t = (seed = (seed + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const random = seededRandom(4242);
   let clock = Date.parse("2026-06-01T00:00:00.000Z");
   const batch = () => {
     const chosen = new Set();

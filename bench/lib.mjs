@@ -178,3 +178,14 @@ export function mintKey(db, name, scopes) {
   if (result.status !== 0) throw new Error(`admin create-key failed: ${result.stderr}`);
   return JSON.parse(result.stdout).key;
 }
+
+/** mulberry32: a seeded, full-period 32-bit generator in integer arithmetic (a float LCG loses precision and repeats early). */
+export function seededRandom(seed) {
+  let state = seed | 0;
+  return () => {
+    let t = (state = (state + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}

@@ -30,7 +30,8 @@ export async function verifyHttp({ rounds = 3 } = {}) {
     const db = join(dir, "verify-http.db");
     const tokens = await bulkLoad(db, 10_000, { users: 100, sampleSize: 1000 });
     const gateway = mintKey(db, "gateway", "keys:verify");
-    const ours = await spawnServer([CLI, "serve", "--db", db, "--port", "0", "--log-level", "warn"]);
+    // Info level: the "ready" line carries the URL; per-request logging is debug, so the load is not logged.
+    const ours = await spawnServer([CLI, "serve", "--db", db, "--port", "0", "--log-level", "info"]);
     stops.push(ours.stop);
     const bare = await spawnServer([new URL("./fixtures/bare-http.mjs", import.meta.url).pathname]);
     stops.push(bare.stop);
