@@ -1,11 +1,10 @@
 import { randomBytes } from "node:crypto";
-import type { Server as NodeHttpServer } from "node:http";
+import { createServer as createNodeHttpServer, type IncomingMessage, type Server as NodeHttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
 import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server as McpServer } from "@modelcontextprotocol/sdk/server/index.js";
-import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -176,6 +175,61 @@ function presentedCredential(req: Request, allowQueryKey: boolean): string | nul
   return null;
 }
 
+/** A refusal of a request, whatever answers it: Express for /mcp, the fast path for the verify endpoint. */
+interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** A request naming its Host, its credentials or its session twice is ambiguous (see SINGLE_VALUE_HEADERS). */
+function duplicatedHeaderRefusal(rawHeaders: readonly string[]): Refusal | null {
+  const seen = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!SINGLE_VALUE_HEADERS.has(name)) continue;
+    if (seen.has(name)) return { status: 400, code: "bad_request", message: `Bad Request: the ${name} header appears more than once` };
+    seen.add(name);
+  }
+  return null;
+}
+
+/**
+ * DNS rebinding: the Host header must name this server. The same rule and messages as the SDK's
+ * hostHeaderValidation middleware (port-agnostic hostname match), as a plain function.
+ */
+function hostRefusal(host: string | undefined, allowedHosts: readonly string[] | null): Refusal | null {
+  if (allowedHosts === null || allowedHosts.length === 0) return null;
+  if (!host) return { status: 403, code: "forbidden", message: "Missing Host header" };
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return { status: 403, code: "forbidden", message: `Invalid Host header: ${host}` };
+  }
+  return allowedHosts.includes(hostname) ? null : { status: 403, code: "forbidden", message: `Invalid Host: ${hostname}` };
+}
+
+/** The body of a refusal: JSON-RPC on /mcp (as the SDK's transport answers), keywarden's error body elsewhere. */
+function refusalBody(path: string, refusal: Refusal, errors: unknown[] = []): unknown {
+  if (path === MCP_PATH) return jsonRpcError(refusal.status === 400 && refusal.code === "parse_error" ? -32700 : -32000, refusal.message);
+  // Host refusals keep the SDK middleware's JSON-RPC shape on every path, as before.
+  if (refusal.code === "forbidden" && /Host/.test(refusal.message)) return jsonRpcError(-32000, refusal.message);
+  return errorBody(refusal.code, refusal.message, errors);
+}
+
+/** Writes a JSON answer on a bare Node response, as Express's res.json would. */
+function writeJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, "Content-Type": "application/json; charset=utf-8", "Content-Length": String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+/** `application/json`, optionally with charset=utf-8: the only bodies the fast path reads itself. */
+const PLAIN_JSON = /^application\/json\s*(?:;\s*charset=("?)utf-8\1\s*)?$/i;
+
 /**
  * Streamable HTTP for keywarden: MCP at /mcp, the verify endpoint for gateways, and a health
  * check, behind Host and Origin checks, bearer authentication with keys from the store, per-address
@@ -239,37 +293,40 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   // first value, a proxy in front may have acted on the last (RFC 9112 section 3.2: a second Host is
   // a 400). Refused before anything reads them.
   app.use((req, res, next) => {
-    const seen = new Set<string>();
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const name = req.rawHeaders[i]!.toLowerCase();
-      if (!SINGLE_VALUE_HEADERS.has(name)) continue;
-      if (seen.has(name)) return sendError(req, res, 400, "bad_request", `Bad Request: the ${name} header appears more than once`);
-      seen.add(name);
-    }
+    const refusal = duplicatedHeaderRefusal(req.rawHeaders);
+    if (refusal) return sendError(req, res, refusal.status, refusal.code, refusal.message);
     next();
   });
 
   // DNS rebinding: the Host header must name this server.
-  if (allowedHosts !== null && allowedHosts.length > 0) app.use(hostHeaderValidation(allowedHosts));
-
-  // Origin: a browser page from elsewhere gets 403 before any work. Requests without Origin (not a browser) pass.
   app.use((req, res, next) => {
-    const origin = req.get("origin");
-    if (origin === undefined) return next();
-    const allowed = allowedOrigins === null ? isLoopbackOrigin(origin) : allowedOrigins.has(normalizeOrigin(origin) ?? origin);
-    if (allowed) return next();
-    logger.info({ origin: origin.slice(0, 200), path: req.path }, "request from a foreign origin refused");
-    sendError(req, res, 403, "forbidden", "Forbidden: this Origin is not allowed");
+    const refusal = hostRefusal(req.headers.host, allowedHosts);
+    if (!refusal) return next();
+    res.status(refusal.status).json(refusalBody(req.path, refusal));
   });
 
-  const onAuthenticationFailure = async (req: Request, refusal: AuthenticationRefusal, origin: RequestOrigin): Promise<void> => {
+  // Origin: a browser page from elsewhere gets 403 before any work. Requests without Origin (not a browser) pass.
+  const originRefusal = (origin: string | undefined, path: string): Refusal | null => {
+    if (origin === undefined) return null;
+    const allowed = allowedOrigins === null ? isLoopbackOrigin(origin) : allowedOrigins.has(normalizeOrigin(origin) ?? origin);
+    if (allowed) return null;
+    logger.info({ origin: origin.slice(0, 200), path }, "request from a foreign origin refused");
+    return { status: 403, code: "forbidden", message: "Forbidden: this Origin is not allowed" };
+  };
+  app.use((req, res, next) => {
+    const refusal = originRefusal(req.get("origin"), req.path);
+    if (refusal) return sendError(req, res, refusal.status, refusal.code, refusal.message);
+    next();
+  });
+
+  const onAuthenticationFailure = async (path: string, refusal: AuthenticationRefusal, origin: RequestOrigin): Promise<void> => {
     const failures = limiter.recordFailure(origin.clientAddress ?? "unknown");
-    logger.info({ reason: refusal.reason, key_prefix: refusal.keyPrefix, ip: origin.clientAddress, path: req.path, failures }, "authentication failed");
+    logger.info({ reason: refusal.reason, key_prefix: refusal.keyPrefix, ip: origin.clientAddress, path, failures }, "authentication failed");
     if (failures === limiter.limitPerWindow) {
       logger.warn({ ip: origin.clientAddress, failures }, "too many failed authentications: address refused until its window ends");
     }
     await service
-      .recordAuthenticationFailure(refusal, origin, { path: req.path, failures_in_window: failures })
+      .recordAuthenticationFailure(refusal, origin, { path, failures_in_window: failures })
       .catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));
   };
 
@@ -300,7 +357,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
           throw error;
         });
         if (!result.ok) {
-          await onAuthenticationFailure(req, result, origin);
+          await onAuthenticationFailure(req.path, result, origin);
           throw new InvalidTokenError(INVALID_TOKEN_DESCRIPTION);
         }
         res.locals.principal = result.principal;
@@ -310,15 +367,24 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     void requireBearerAuth({ verifier })(req, res, next);
   };
 
-  /** 403 for a key that holds none of `scopes`, with the audit event. */
-  const requireAnyScope = (scopes: readonly string[]) => async (req: Request, res: Response, next: NextFunction) => {
-    const principal = res.locals.principal as Principal;
-    if (holdsAnyScope(principal, scopes)) return next();
+  /** 403 for a key that holds none of `scopes`, with the audit event; null when it holds one. */
+  const scopeRefusal = async (principal: Principal, scopes: readonly string[], path: string) => {
+    if (holdsAnyScope(principal, scopes)) return null;
     await service
-      .recordDeniedCall(principal, { endpoint: req.path, needed_scopes: scopes })
+      .recordDeniedCall(principal, { endpoint: path, needed_scopes: scopes })
       .catch((error: unknown) => logger.error({ err: error }, "could not write call.denied to the audit log"));
-    res.set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="This key holds none of the scopes this endpoint needs", scope="${scopes.join(" ")}"`);
-    res.status(403).json({ error: "insufficient_scope", error_description: `This endpoint needs a key with one of: ${scopes.join(", ")}` });
+    return {
+      headers: {
+        "WWW-Authenticate": `Bearer error="insufficient_scope", error_description="This key holds none of the scopes this endpoint needs", scope="${scopes.join(" ")}"`,
+      },
+      body: { error: "insufficient_scope", error_description: `This endpoint needs a key with one of: ${scopes.join(", ")}` },
+    };
+  };
+  const requireAnyScope = (scopes: readonly string[]) => async (req: Request, res: Response, next: NextFunction) => {
+    const denial = await scopeRefusal(res.locals.principal as Principal, scopes, req.path);
+    if (!denial) return next();
+    res.set(denial.headers);
+    res.status(403).json(denial.body);
   };
 
   const methods = (allowed: readonly string[]) => (req: Request, res: Response, next: NextFunction) => {
@@ -341,36 +407,150 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   });
 
   // --- POST /v1/keys/verify: for gateways -------------------------------------------------------
-  app.all(VERIFY_PATH, methods(["POST"]), authenticate, requireAnyScope(VERIFY_ENDPOINT_SCOPES), jsonBody, async (req, res) => {
-    const body: unknown = req.body;
+  /** The verify endpoint's answer to a parsed body: 200 with the verify result, or 400. */
+  const answerVerify = async (body: unknown, origin: RequestOrigin): Promise<{ status: number; body: unknown }> => {
     if (body === null || typeof body !== "object" || Array.isArray(body)) {
-      return sendError(req, res, 400, "validation_error", 'the body must be a JSON object: {"key": "…", "required_scopes": ["…"]}', [
-        { key: "body", message: "expected a JSON object (Content-Type: application/json)" },
-      ]);
+      return {
+        status: 400,
+        body: errorBody("validation_error", 'the body must be a JSON object: {"key": "…", "required_scopes": ["…"]}', [
+          { key: "body", message: "expected a JSON object (Content-Type: application/json)" },
+        ]),
+      };
     }
     const parsed = verifyApiKeyInput.safeParse(body);
     if (!parsed.success) {
       const errors = fieldErrorsOf(parsed.error, body as Record<string, unknown>)
         // A value sent as `key` is never echoed back.
         .map((field) => (field.key === "key" ? { key: field.key, message: field.message } : field));
-      return sendError(req, res, 400, "validation_error", errors.length === 1 ? `invalid ${errors[0]!.key}: ${errors[0]!.message}` : `${errors.length} fields are invalid`, errors);
+      const message = errors.length === 1 ? `invalid ${errors[0]!.key}: ${errors[0]!.message}` : `${errors.length} fields are invalid`;
+      return { status: 400, body: errorBody("validation_error", message, errors) };
     }
-    const origin = originOf(req);
     try {
       const result = await service.verifyApiKey(parsed.data.key, {
         requiredScopes: parsed.data.required_scopes,
         ip: origin.clientAddress,
         userAgent: origin.userAgent,
       });
-      res.status(200).json(result);
+      return { status: 200, body: result };
     } catch (error) {
       if (error instanceof ServiceError) {
         const { code, message, errors } = error.toBody().error;
-        return sendError(req, res, 400, code, message, errors);
+        return { status: 400, body: errorBody(code, message, errors) };
       }
       throw error;
     }
+  };
+
+  app.all(VERIFY_PATH, methods(["POST"]), authenticate, requireAnyScope(VERIFY_ENDPOINT_SCOPES), jsonBody, async (req, res) => {
+    const answer = await answerVerify(req.body, originOf(req));
+    res.status(answer.status).json(answer.body);
   });
+
+  // --- The gateway fast path --------------------------------------------------------------------
+  // POST /v1/keys/verify is what gateways call on every request they serve, so it is answered
+  // here on bare node:http, with the same checks in the same order as the Express route below
+  // (duplicate headers, Host, Origin, failed-auth limit, bearer key, scope, 1 MiB body, JSON,
+  // fields) and the same answers; Express costs more CPU per request than the verification does.
+  // Anything unusual — a query string, --no-auth, a proxy to trust, another content type or an
+  // encoded body, shutdown — takes the Express route.
+  const trustsProxy = options.trustProxy !== undefined && options.trustProxy !== false;
+  const takesFastPath = (req: IncomingMessage): boolean =>
+    !closing &&
+    req.method === "POST" &&
+    req.url === VERIFY_PATH &&
+    anonymousPrincipal === null &&
+    !trustsProxy &&
+    PLAIN_JSON.test(req.headers["content-type"] ?? "") &&
+    (req.headers["content-encoding"] === undefined || req.headers["content-encoding"].toLowerCase() === "identity");
+
+  /** The body as text, or null once a 413 has been sent. */
+  const readBody = (req: IncomingMessage, res: ServerResponse): Promise<string | null> =>
+    new Promise((resolve, reject) => {
+      const refuse = () => {
+        res.setHeader("Connection", "close");
+        writeJson(res, 413, errorBody("payload_too_large", `Payload too large: the limit is ${MAX_BODY_BYTES} bytes`));
+        req.removeAllListeners("data");
+        req.resume();
+        resolve(null);
+      };
+      const declared = Number(req.headers["content-length"]);
+      if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return refuse();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_BODY_BYTES) return refuse();
+        chunks.push(chunk);
+      });
+      req.once("end", () => resolve(size > MAX_BODY_BYTES ? null : Buffer.concat(chunks).toString("utf8")));
+      req.once("error", reject);
+    });
+
+  const answerVerifyFast = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const refuse = (refusal: Refusal) => writeJson(res, refusal.status, refusalBody(VERIFY_PATH, refusal), refusal.headers);
+    const early = duplicatedHeaderRefusal(req.rawHeaders) ?? hostRefusal(req.headers.host, allowedHosts) ?? originRefusal(req.headers.origin, VERIFY_PATH);
+    if (early) return refuse(early);
+    const origin: RequestOrigin = { transport: "http", clientAddress: req.socket.remoteAddress ?? "unknown", userAgent: req.headers["user-agent"] ?? null };
+    const retryAfter = limiter.retryAfterSeconds(origin.clientAddress ?? "unknown");
+    if (retryAfter > 0) {
+      return refuse({
+        status: 429,
+        code: "rate_limited",
+        message: `too many failed authentication attempts from this address; retry in ${retryAfter} s`,
+        headers: { "Retry-After": String(retryAfter) },
+      });
+    }
+    const header = req.headers.authorization;
+    const credential = header === undefined ? null : (/^Bearer +(\S+) *$/i.exec(header)?.[1] ?? "");
+    let authentication;
+    try {
+      authentication = await service.authenticateKey(credential, origin);
+    } catch (error) {
+      // As the SDK's requireBearerAuth answers a verifier that throws.
+      logger.error({ err: error, path: VERIFY_PATH }, "authentication could not be completed");
+      return writeJson(res, 500, { error: "server_error", error_description: "Internal Server Error" });
+    }
+    if (!authentication.ok) {
+      await onAuthenticationFailure(VERIFY_PATH, authentication, origin);
+      return writeJson(
+        res,
+        401,
+        { error: "invalid_token", error_description: INVALID_TOKEN_DESCRIPTION },
+        { "WWW-Authenticate": `Bearer error="invalid_token", error_description="${INVALID_TOKEN_DESCRIPTION}"` },
+      );
+    }
+    const denial = await scopeRefusal(authentication.principal, VERIFY_ENDPOINT_SCOPES, VERIFY_PATH);
+    if (denial) return writeJson(res, 403, denial.body, denial.headers);
+    const text = await readBody(req, res);
+    if (text === null) return;
+    let body: unknown = {};
+    // As body-parser in strict mode: an empty body is {}, anything but an object or array is a parse error.
+    if (text.trim().length > 0) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      if (body === undefined || body === null || typeof body !== "object") {
+        return refuse({ status: 400, code: "parse_error", message: "Parse error: the body is not valid JSON" });
+      }
+    }
+    const answer = await answerVerify(body, origin);
+    writeJson(res, answer.status, answer.body);
+  };
+
+  const serveFastPath = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    inFlight += 1;
+    res.once("close", () => {
+      inFlight -= 1;
+      logger.debug({ method: req.method, path: VERIFY_PATH, status: res.statusCode, ms: Math.round(performance.now() - started), ip: req.socket.remoteAddress }, "http request");
+    });
+    answerVerifyFast(req, res).catch((error: unknown) => {
+      logger.error({ err: error, path: VERIFY_PATH }, "request failed unexpectedly");
+      writeJson(res, 500, errorBody("internal_error", "internal error; the operation was not completed"));
+    });
+  };
 
   // --- /mcp: Streamable HTTP ----------------------------------------------------------------------
   const newServer = (principal: Principal): McpServer =>
@@ -470,7 +650,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   });
 
   const httpServer: NodeHttpServer = await new Promise((resolve, reject) => {
-    const server = app.listen(options.port, host, (error?: Error) => (error ? reject(error) : resolve(server)));
+    const server = createNodeHttpServer((req, res) => (takesFastPath(req) ? serveFastPath(req, res) : void app(req, res)));
+    server.listen(options.port, host, () => resolve(server));
     server.once("error", reject);
   });
   const { port } = httpServer.address() as AddressInfo;
