@@ -109,28 +109,29 @@ export async function pool<T, R>(items: T[], limit: number, work: (item: T, inde
 }
 
 /**
- * Finds secrets in text or bytes. Every window of WINDOW characters of every needle is indexed, so
- * a leak of any 16 consecutive characters of a secret (not only the whole secret) is found, and a
- * scan costs one pass over the haystack whatever the number of needles.
+ * Finds secrets in text or bytes. Every window of a needle (12 characters of a secret, 16 of a
+ * base64 hash, 24 of a hex hash) is indexed, so a leak of any part that long is found, not only of
+ * the whole secret, and a scan costs one pass over the haystack per window length, whatever the
+ * number of needles. 12 base62 characters are about 71 bits: no false positive in practice.
  */
 export class SecretScanner {
-  static readonly WINDOW = 16;
-  private readonly windows = new Map<string, string>();
-  private readonly needleCount = { value: 0 };
+  static readonly SECRET_WINDOW = 12;
+  private readonly byWindow = new Map<number, Map<string, string>>();
+  private needles = 0;
 
   /** Adds a needle: its label says what it was (for the failure message). */
-  add(needle: string, label: string): void {
-    if (needle.length < SecretScanner.WINDOW) throw new Error(`needle shorter than ${SecretScanner.WINDOW}: ${label}`);
-    for (let i = 0; i + SecretScanner.WINDOW <= needle.length; i++) {
-      this.windows.set(needle.slice(i, i + SecretScanner.WINDOW), label);
-    }
-    this.needleCount.value++;
+  add(needle: string, label: string, window = SecretScanner.SECRET_WINDOW): void {
+    if (needle.length < window) throw new Error(`needle shorter than ${window}: ${label}`);
+    let windows = this.byWindow.get(window);
+    if (!windows) this.byWindow.set(window, (windows = new Map()));
+    for (let i = 0; i + window <= needle.length; i++) windows.set(needle.slice(i, i + window), label);
+    this.needles++;
   }
 
   /**
    * Adds a token's secret part (secret + checksum), and, when `withHashes`, its stored hash in hex,
    * base64 and base64url (plain SHA-256 and, with a pepper, the HMAC): a hash belongs in the
-   * database and nowhere else.
+   * database's hash column and nowhere else.
    */
   addToken(token: string, options: { pepper?: string; withHashes?: boolean } = {}): void {
     this.add(secretOf(token), `secret of ${token.slice(0, 15)}…`);
@@ -138,28 +139,30 @@ export class SecretScanner {
     const hashers = [createTokenHasher(), ...(options.pepper ? [createTokenHasher(options.pepper)] : [])];
     for (const hasher of hashers) {
       const hash = Buffer.from(hasher.hash(token));
-      for (const encoding of ["hex", "base64", "base64url"] as const) {
-        this.add(hash.toString(encoding), `${encoding} hash of ${token.slice(0, 15)}…`);
-      }
+      this.add(hash.toString("hex"), `hex hash of ${token.slice(0, 15)}…`, 24);
+      this.add(hash.toString("base64"), `base64 hash of ${token.slice(0, 15)}…`, 16);
+      this.add(hash.toString("base64url"), `base64url hash of ${token.slice(0, 15)}…`, 16);
     }
   }
 
   get size(): number {
-    return this.needleCount.value;
+    return this.needles;
   }
 
   /** Every distinct needle label found in the haystack (an empty array: nothing leaked). */
   scan(haystack: string | Buffer): string[] {
     const text = typeof haystack === "string" ? haystack : haystack.toString("latin1");
     const found = new Set<string>();
-    const W = SecretScanner.WINDOW;
+    const shortest = Math.min(...this.byWindow.keys());
     // Runs of characters a secret, a hex or a base64 hash can be made of; windows inside each run.
-    const run = /[A-Za-z0-9+/=_-]{16,}/g;
+    const run = new RegExp(`[A-Za-z0-9+/=_-]{${shortest},}`, "g");
     for (let match = run.exec(text); match !== null; match = run.exec(text)) {
       const s = match[0];
-      for (let i = 0; i + W <= s.length; i++) {
-        const label = this.windows.get(s.slice(i, i + W));
-        if (label !== undefined) found.add(label);
+      for (const [window, windows] of this.byWindow) {
+        for (let i = 0; i + window <= s.length; i++) {
+          const label = windows.get(s.slice(i, i + window));
+          if (label !== undefined) found.add(label);
+        }
       }
     }
     return [...found];
