@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The reliability suite has its own config and command (npm run test:reliability).
+    exclude: ["test/reliability/**", "node_modules/**"],
     // better-sqlite3 is a native addon: separate processes keep each file's databases apart.
     pool: "forks",
     testTimeout: 30_000,

@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks: statistics, temp dirs, spawning the built binary.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -75,3 +75,51 @@ export function timeToFirstToolsList(command, args, env = cleanEnv()) {
 }
 
 export const fmt = (value, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : String(value));
+
+/**
+ * Bulk-loads `count` keys spread over `users` users into a fresh keywarden database, the way a
+ * long-lived install would hold them, hashing each token as the service does. Returns a sample of
+ * the tokens (every `count / sampleSize`-th) for verification benchmarks.
+ */
+export async function bulkLoad(path, count, { users = 1000, sampleSize = 20_000 } = {}) {
+  const { SqliteKeyStore } = await import(join(ROOT, "dist/index.js"));
+  const { generateToken } = await import(join(ROOT, "dist/keys/token.js"));
+  const { createTokenHasher } = await import(join(ROOT, "dist/keys/hash.js"));
+  const { newApiKeyId } = await import(join(ROOT, "dist/keys/ids.js"));
+  const store = SqliteKeyStore.open({ path });
+  const now = new Date();
+  const org = await store.ensureDefaultOrganization(now.toISOString());
+  const userIds = [];
+  for (let i = 0; i < users; i++) userIds.push((await store.ensureUser(org.id, `user-${i}`, now.toISOString())).id);
+  const hasher = createTokenHasher();
+  const insert = store.db.prepare(
+    `INSERT INTO api_keys (id, organization_id, user_id, project_id, name, description, key_prefix, key_hash,
+       hash_algorithm, scopes, created_at, created_by_user_id, expires_at)
+     VALUES (?, ?, ?, NULL, ?, NULL, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const scopes = JSON.stringify(["tools:read", "tools:execute"]);
+  const expires = new Date(now.getTime() + 90 * 86_400_000).toISOString();
+  const every = Math.max(1, Math.floor(count / sampleSize));
+  const sample = [];
+  const batch = store.db.transaction((from, to) => {
+    for (let i = from; i < to; i++) {
+      const { token, keyPrefix } = generateToken();
+      const user = userIds[i % users];
+      // Distinct created_at per key, in insertion order, as real creates would have.
+      const createdAt = new Date(now.getTime() - (count - i) * 1000).toISOString();
+      insert.run(newApiKeyId(), org.id, user, `key ${i}`, keyPrefix, Buffer.from(hasher.hash(token)), hasher.algorithm, scopes, createdAt, user, expires);
+      if (i % every === 0) sample.push(token);
+    }
+  });
+  store.db.pragma("synchronous = OFF"); // setup only; the store reopens with FULL
+  for (let from = 0; from < count; from += 50_000) batch(from, Math.min(count, from + 50_000));
+  store.db.pragma("wal_checkpoint(TRUNCATE)");
+  await store.close();
+  return sample;
+}
+
+/** Resident set size of a process, in bytes, from /proc. */
+export function residentBytes(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
+}

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
 import { destination, pino, type Logger } from "pino";
-import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from "./config.js";
+import { ConfigError, parseScopeList, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
 import { createServer } from "./server.js";
 import { ServiceError } from "./service/errors.js";
+import type { Principal } from "./service/principal.js";
 import { KeyService } from "./service/service.js";
+import { CoalescingUseRecorder } from "./service/use-recorder.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
+import { SCOPE_TOOLS_EXECUTE, SCOPE_TOOLS_READ } from "./tools/access.js";
+import { startHttpServer } from "./transports/http.js";
 import { serveStdio } from "./transports/stdio.js";
 import { VERSION } from "./version.js";
 
@@ -57,25 +61,105 @@ interface App {
   store: SqliteKeyStore;
   service: KeyService;
   logger: Logger;
+  recorder: CoalescingUseRecorder;
+  /** Writes pending last uses, then closes the database. */
+  close(): Promise<void>;
 }
 
 function openApp(options: RawOptions): App {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
   const store = SqliteKeyStore.open({ path: config.databasePath });
-  const service = new KeyService({ store, config: config.service, pepper: config.pepper });
-  return { config, store, service, logger };
+  // Last use is written in batches, at most a second late, not with a synchronous write per verify.
+  const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
+  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder });
+  const close = async () => {
+    await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
+    await store.close();
+  };
+  return { config, store, service, logger, recorder, close };
 }
 
 async function runStdioServer(options: RawOptions): Promise<void> {
-  const { config, store, service, logger } = openApp(options);
+  const { config, service, logger, close } = openApp(options);
   const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
   const server = createServer({ service, principal, version: VERSION, logger });
-  await serveStdio(server, () => store.close());
+  await serveStdio(server, close);
   logger.info(
     { version: VERSION, db: config.databasePath, user: config.userName, admin: config.isAdmin },
     "keywarden stdio server ready",
   );
+}
+
+async function runHttpServer(options: ServeRawOptions): Promise<void> {
+  const http = resolveHttpConfig(options);
+  const { config, logger, service, close } = openApp(options);
+
+  let anonymousPrincipal: Principal | null = null;
+  if (http.noAuth) {
+    const operator = await service.localPrincipal({ userName: config.userName, transport: "http", isAdmin: false });
+    anonymousPrincipal = { ...operator, scopes: [SCOPE_TOOLS_READ, SCOPE_TOOLS_EXECUTE] };
+  }
+
+  let running;
+  try {
+    running = await startHttpServer({
+      service,
+      version: VERSION,
+      logger,
+      host: http.host,
+      port: http.port,
+      stateless: http.stateless,
+      allowedOrigins: http.allowedOrigins,
+      allowedHosts: http.allowedHosts,
+      allowQueryKey: http.allowQueryKey,
+      anonymousPrincipal,
+      sessionIdleTimeoutMs: http.sessionIdleTimeoutMs,
+      authFailureLimit: http.authFailureLimit,
+      authFailureWindowMs: http.authFailureWindowMs,
+      trustProxy: http.trustProxy,
+    });
+  } catch (error) {
+    await close();
+    throw new ConfigError(`cannot listen on ${http.host} port ${http.port}: ${(error as Error).message}`);
+  }
+  const server = running;
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting at once");
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, sessions: server.sessionCount() }, "stopping: closing sessions, flushing writes, closing the database");
+    void (async () => {
+      await server.close();
+      await close();
+      logger.info({}, "keywarden http server stopped");
+      process.exit(0);
+    })().catch((error: unknown) => {
+      logger.error({ err: error }, "unclean shutdown");
+      process.exit(1);
+    });
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+
+  logger.info(
+    {
+      version: VERSION,
+      url: server.url,
+      db: config.databasePath,
+      stateless: http.stateless,
+      auth: http.noAuth ? "none" : "bearer",
+      allowed_origins: http.allowedOrigins ?? "loopback",
+    },
+    "keywarden http server listening",
+  );
+  if (http.noAuth) {
+    logger.warn({ user: config.userName }, "--no-auth: every request acts as this user with tools:read and tools:execute, without a key");
+  }
 }
 
 async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>): Promise<T> {
@@ -84,7 +168,7 @@ async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: A
     const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
     return await run(app, principal);
   } finally {
-    await app.store.close();
+    await app.close();
   }
 }
 
@@ -102,6 +186,45 @@ export function buildProgram(): Command {
     // Not .env(): commander would treat KEYWARDEN_ADMIN=0 as true; resolveConfig parses it.
     .option("--admin", "the stdio user acts as an admin: every user's keys, projects (env: KEYWARDEN_ADMIN=1)")
     .action((options: RawOptions) => runStdioServer(options));
+
+  addCommonOptions(program.command("serve"))
+    .description("serve MCP over Streamable HTTP at /mcp, with GET /healthz and POST /v1/keys/verify; callers authenticate with keys from the store")
+    .addOption(new Option("--host <address>", "address to bind (default: 127.0.0.1)").env("KEYWARDEN_HOST"))
+    .addOption(new Option("--port <n>", "port to listen on; 0 picks a free one (default: 3000)").env("KEYWARDEN_PORT"))
+    .option("--stateless", "no sessions: a fresh server per POST, GET and DELETE get 405, for load balancers (env: KEYWARDEN_STATELESS=1)")
+    .addOption(
+      new Option("--allowed-origins <a,b>", "origins (scheme://host[:port]) browsers may call from (default: loopback origins only)").env(
+        "KEYWARDEN_ALLOWED_ORIGINS",
+      ),
+    )
+    .addOption(
+      new Option("--allowed-hosts <a,b>", "Host header names accepted (default: the loopback names, or the --host address)").env(
+        "KEYWARDEN_ALLOWED_HOSTS",
+      ),
+    )
+    .option("--allow-query-key", "also accept the key as ?admin_key=… when no Authorization header is sent (env: KEYWARDEN_ALLOW_QUERY_KEY=1)")
+    .option("--no-auth", "no key needed: every request acts as the operator user with tools:read and tools:execute (loopback only)")
+    .addOption(
+      new Option("--session-idle-timeout <seconds>", "close a session after this long without a request (default: 1800)").env(
+        "KEYWARDEN_SESSION_IDLE_TIMEOUT",
+      ),
+    )
+    .addOption(
+      new Option("--auth-failure-limit <n>", "failed authentications per client address before it gets 429 (default: 30)").env(
+        "KEYWARDEN_AUTH_FAILURE_LIMIT",
+      ),
+    )
+    .addOption(
+      new Option("--auth-failure-window <seconds>", "the window those failures are counted in and the address is refused for (default: 300)").env(
+        "KEYWARDEN_AUTH_FAILURE_WINDOW",
+      ),
+    )
+    .addOption(
+      new Option("--trust-proxy <hops|addresses>", "take the client address from X-Forwarded-For set by these proxies (default: off)").env(
+        "KEYWARDEN_TRUST_PROXY",
+      ),
+    )
+    .action((_options: unknown, command: Command) => runHttpServer(effectiveOptions<ServeRawOptions>(command)));
 
   const admin = program
     .command("admin")
@@ -123,6 +246,46 @@ export function buildProgram(): Command {
           default_scopes: options.scopes?.split(",").map((scope) => scope.trim()).filter(Boolean),
         });
         print(options.json === true, project, `created project ${project.slug} (${project.id}) with default scopes ${project.default_scopes.join(",")}`);
+      });
+    });
+
+  addCommonOptions(admin.command("create-key"))
+    .description(
+      "create an API key for --user (default: the operator) and print it once on stdout, nothing else there; " +
+        "the bootstrap of the first admin key: --scopes admin",
+    )
+    .requiredOption("--name <name>", "display name of the key")
+    .option("--scopes <a,b>", "scopes of the key (default: the project's or the user-level defaults); any scope, this is an admin command")
+    .option("--project <id|slug>", "make a project key")
+    .option("--expires-in-days <n>", "expiry, in days from now (default: the default expiry policy)")
+    .option("--json", "print the key and its fields as JSON")
+    .action((_options: unknown, command: Command) => {
+      const options = effectiveOptions<
+        RawOptions & { name: string; scopes?: string; project?: string; expiresInDays?: string; json?: boolean }
+      >(command);
+      return withAdminApp(options, async ({ service }, principal) => {
+        let expiresAt: string | undefined;
+        if (options.expiresInDays !== undefined) {
+          const raw = options.expiresInDays.trim();
+          if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
+            throw new ConfigError(`--expires-in-days must be a positive integer, got ${JSON.stringify(options.expiresInDays)}`);
+          }
+          expiresAt = new Date(Date.now() + Number(raw) * 86_400_000).toISOString();
+        }
+        const created = await service.createApiKey(principal, {
+          name: options.name,
+          project_reference: options.project,
+          expires_at: expiresAt,
+          scopes: options.scopes === undefined ? undefined : parseScopeList("--scopes", options.scopes),
+        });
+        // stdout gets the key and nothing else; the rest is for the operator's eyes.
+        process.stdout.write(options.json === true ? `${JSON.stringify(created, null, 2)}\n` : `${created.key}\n`);
+        if (options.json !== true) {
+          process.stderr.write(
+            `keywarden: created ${created.id} (${created.key_prefix}) for user ${principal.userName}, scopes ${created.scopes.join(",")}, ` +
+              `expires ${created.expires_at ?? "never"}. The key above is shown only this once.\n`,
+          );
+        }
       });
     });
 

@@ -1,7 +1,9 @@
+import { isIP } from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "./keys/token.js";
+import { isLoopbackHost } from "./transports/http.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "./service/policy.js";
 import { SCOPE_PATTERN } from "./service/validation.js";
 
@@ -127,5 +129,150 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
     pepper: pepper || undefined,
     logLevel,
     service: { policy, keyBrand },
+  };
+}
+
+/** Flags (merged with their environment variables) of `keywarden serve`. */
+export interface ServeRawOptions extends RawOptions {
+  host?: string;
+  port?: string;
+  stateless?: boolean;
+  allowedOrigins?: string;
+  allowedHosts?: string;
+  allowQueryKey?: boolean;
+  /** commander's negation of --no-auth: false when it was given. */
+  auth?: boolean;
+  sessionIdleTimeout?: string;
+  authFailureLimit?: string;
+  authFailureWindow?: string;
+  trustProxy?: string;
+}
+
+export interface HttpConfig {
+  host: string;
+  port: number;
+  stateless: boolean;
+  /** null: loopback origins only. */
+  allowedOrigins: string[] | null;
+  /** null: derived from the bound address. */
+  allowedHosts: string[] | null;
+  allowQueryKey: boolean;
+  noAuth: boolean;
+  sessionIdleTimeoutMs: number;
+  authFailureLimit: number;
+  authFailureWindowMs: number;
+  trustProxy: boolean | number | string[];
+}
+
+export const DEFAULT_HTTP_HOST = "127.0.0.1";
+export const DEFAULT_HTTP_PORT = 3000;
+
+function booleanEnv(name: string, env: NodeJS.ProcessEnv): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return false;
+  if (["1", "true", "yes"].includes(raw)) return true;
+  if (["0", "false", "no"].includes(raw)) return false;
+  throw new ConfigError(`${name} must be 1/true/yes or 0/false/no, got ${JSON.stringify(env[name])}`);
+}
+
+function list(raw: string | undefined): string[] | null {
+  if (raw === undefined) return null;
+  return raw
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+const PROXY_NAMES = ["loopback", "linklocal", "uniquelocal"];
+
+/** Turns `keywarden serve` flags and environment into a checked HTTP configuration, or one clear ConfigError. */
+export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessEnv = process.env): HttpConfig {
+  const host = (options.host ?? DEFAULT_HTTP_HOST).trim();
+  if (host.length === 0) throw new ConfigError("--host / KEYWARDEN_HOST must not be empty");
+
+  let port = DEFAULT_HTTP_PORT;
+  if (options.port !== undefined) {
+    const raw = options.port.trim();
+    if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+      throw new ConfigError(`--port / KEYWARDEN_PORT must be an integer from 0 to 65535, got ${JSON.stringify(options.port)}`);
+    }
+    port = Number(raw);
+  }
+
+  const noAuth = options.auth === false;
+  if (noAuth && !isLoopbackHost(host)) {
+    throw new ConfigError(`--no-auth is allowed only on a loopback address (127.0.0.1, ::1, localhost), not --host ${host}`);
+  }
+
+  let allowedOrigins: string[] | null = null;
+  const origins = list(options.allowedOrigins);
+  if (origins !== null) {
+    if (origins.length === 0) throw new ConfigError("--allowed-origins / KEYWARDEN_ALLOWED_ORIGINS must name at least one origin");
+    allowedOrigins = origins.map((origin) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(origin);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== origin.replace(/\/$/, "").toLowerCase()) {
+        throw new ConfigError(
+          `--allowed-origins / KEYWARDEN_ALLOWED_ORIGINS: ${JSON.stringify(origin)} is not an origin like https://app.example.com (scheme, host, optional port; no path)`,
+        );
+      }
+      return url.origin;
+    });
+  }
+
+  let allowedHosts: string[] | null = null;
+  const hosts = list(options.allowedHosts);
+  if (hosts !== null) {
+    if (hosts.length === 0) throw new ConfigError("--allowed-hosts / KEYWARDEN_ALLOWED_HOSTS must name at least one host name");
+    allowedHosts = hosts.map((name) => {
+      const lower = name.toLowerCase();
+      let parsed: string | undefined;
+      try {
+        parsed = new URL(`http://${lower}`).hostname;
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed !== lower) {
+        throw new ConfigError(`--allowed-hosts / KEYWARDEN_ALLOWED_HOSTS: ${JSON.stringify(name)} is not a host name (no port or scheme; IPv6 in brackets)`);
+      }
+      return lower;
+    });
+  }
+
+  const seconds = (label: string, raw: string | undefined, fallback: number) => positiveInteger(label, raw, fallback) * 1000;
+
+  let trustProxy: boolean | number | string[] = false;
+  if (options.trustProxy !== undefined) {
+    const raw = options.trustProxy.trim().toLowerCase();
+    if (/^\d+$/.test(raw)) trustProxy = Number(raw);
+    else if (raw === "true") trustProxy = true;
+    else if (raw === "false") trustProxy = false;
+    else {
+      trustProxy = list(raw) ?? [];
+      const bad = trustProxy.find((entry) => !PROXY_NAMES.includes(entry) && isIP(entry.split("/")[0]!) === 0);
+      if (bad !== undefined || trustProxy.length === 0) {
+        throw new ConfigError(
+          `--trust-proxy / KEYWARDEN_TRUST_PROXY must be a hop count, true, or addresses/subnets (or loopback, linklocal, uniquelocal), got ${JSON.stringify(options.trustProxy)}`,
+        );
+      }
+    }
+  }
+
+  return {
+    host,
+    port,
+    stateless: options.stateless === true || booleanEnv("KEYWARDEN_STATELESS", env),
+    allowedOrigins,
+    allowedHosts,
+    allowQueryKey: options.allowQueryKey === true || booleanEnv("KEYWARDEN_ALLOW_QUERY_KEY", env),
+    noAuth,
+    sessionIdleTimeoutMs: seconds("--session-idle-timeout / KEYWARDEN_SESSION_IDLE_TIMEOUT", options.sessionIdleTimeout, 1800),
+    authFailureLimit: positiveInteger("--auth-failure-limit / KEYWARDEN_AUTH_FAILURE_LIMIT", options.authFailureLimit, 30),
+    authFailureWindowMs: seconds("--auth-failure-window / KEYWARDEN_AUTH_FAILURE_WINDOW", options.authFailureWindow, 300),
+    trustProxy,
   };
 }

@@ -25,3 +25,5 @@ export type { Principal } from "./service/principal.js";
 export { createServer, type CreateServerOptions } from "./server.js";
 export { allTools } from "./tools/index.js";
 export { VERSION } from "./version.js";
+export { CoalescingUseRecorder, type CoalescingUseRecorderOptions } from "./service/use-recorder.js";
+export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from "./transports/http.js";

@@ -1,14 +1,18 @@
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { ServiceError } from "./service/errors.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
-import { callTool } from "./tools/call.js";
+import { mayCallTool, scopeNeededFor } from "./tools/access.js";
+import { callTool, errorResult } from "./tools/call.js";
 import { allTools } from "./tools/index.js";
 import { toJsonSchema, type ToolDefinition } from "./tools/tool.js";
 
 /** The part of a pino logger the server uses; any pino logger fits. */
 export interface ServerLogger {
   debug(object: Record<string, unknown>, message: string): void;
+  info(object: Record<string, unknown>, message: string): void;
   error(object: Record<string, unknown>, message: string): void;
 }
 
@@ -18,6 +22,11 @@ export interface CreateServerOptions {
   version: string;
   tools?: readonly ToolDefinition[];
   logger?: ServerLogger;
+  /**
+   * The principal of one request when the transport authenticated it (HTTP: the bearer key, with
+   * its current scopes and the client's address); `principal` otherwise.
+   */
+  principalOf?: (authInfo: AuthInfo | undefined) => Principal | undefined;
 }
 
 /** tools/list entries are computed once per tool definition, not per request. */
@@ -42,9 +51,10 @@ export function toolListing(tool: ToolDefinition): Tool {
 
 /**
  * An MCP server for one principal. It uses the SDK's low-level Server with its own small tool
- * registry, so that argument validation answers with keywarden's validation_error body.
+ * registry, so that argument validation answers with keywarden's validation_error body. A key's
+ * scopes decide which tools it sees and may call (tools/access.ts).
  */
-export function createServer({ service, principal, version, tools = allTools, logger }: CreateServerOptions): Server {
+export function createServer({ service, principal, version, tools = allTools, logger, principalOf }: CreateServerOptions): Server {
   const server = new Server(
     { name: "keywarden", title: "keywarden", version },
     {
@@ -55,13 +65,30 @@ export function createServer({ service, principal, version, tools = allTools, lo
   );
   const byName = new Map(tools.map((tool) => [tool.name, tool]));
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: tools.map(toolListing) }));
+  const actingPrincipal = (authInfo: AuthInfo | undefined): Principal => principalOf?.(authInfo) ?? principal;
 
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
+  server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
+    const acting = actingPrincipal(extra.authInfo);
+    return { tools: tools.filter((tool) => mayCallTool(acting, tool)).map(toolListing) };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name);
     if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
+    const acting = actingPrincipal(extra.authInfo);
+    if (!mayCallTool(acting, tool)) {
+      const needed = scopeNeededFor(tool);
+      logger?.info({ tool: tool.name, key: acting.keyId, needed }, "tool call denied");
+      await service
+        .recordDeniedCall(acting, { tool: tool.name, needed_scope: needed })
+        .catch((error: unknown) => logger?.error({ err: error }, "could not write call.denied to the audit log"));
+      const error = new ServiceError("forbidden", `calling ${tool.name} needs a key with the ${needed} scope`, [
+        { key: "scopes", message: `needs ${needed}`, value: (acting.scopes ?? []).join(",") },
+      ]);
+      return errorResult(error.toBody());
+    }
     const started = performance.now();
-    const outcome = await callTool(tool, request.params.arguments, { service, principal });
+    const outcome = await callTool(tool, request.params.arguments, { service, principal: acting });
     if (outcome.fault !== undefined) {
       logger?.error({ tool: tool.name, err: outcome.fault }, "tool call failed unexpectedly");
     }

@@ -64,6 +64,11 @@ export interface CreateApiKeyInput {
   name: string;
   project_reference?: string;
   expires_at?: string;
+  /**
+   * Explicit scopes, for `keywarden admin create-key` and library callers; the create_api_key tool
+   * never passes them. An admin may name any scope, anyone else only scopes they hold.
+   */
+  scopes?: string[];
 }
 
 /** The result of create_api_key: the only place a token's plaintext ever appears. */
@@ -158,6 +163,32 @@ export interface VerifyResult {
   expires_at: string | null;
 }
 
+/** Why a presented key was refused. Callers answer every kind alike; the audit log keeps it. */
+export type AuthenticationFailure = "missing" | "malformed" | "not_found" | "revoked" | "expired";
+
+/** Where a request came from: recorded as the key's last use, or in the audit log. */
+export interface RequestOrigin {
+  transport: Transport;
+  clientAddress: string | null;
+  userAgent: string | null;
+}
+
+export type KeyAuthentication =
+  | { ok: true; principal: Principal; expiresAt: string | null }
+  | {
+      ok: false;
+      reason: AuthenticationFailure;
+      /** The key, when the token named a real one (revoked, expired). */
+      keyId: string | null;
+      /** The token's public prefix, when it parsed; never more of the token. */
+      keyPrefix: string | null;
+      organizationId: string | null;
+    };
+
+export type AuthenticationRefusal = Extract<KeyAuthentication, { ok: false }>;
+
+const USER_AGENT_MAX_LENGTH = 256;
+
 export interface WhoAmI {
   user_id: string;
   user_name: string;
@@ -246,10 +277,14 @@ export class KeyService {
           ? null
           : addDays(now, policy.defaultExpiryDays)
         : checkExpiresAt("expires_at", input.expires_at, now, policy.maxExpiryDays, errors);
+    const requested = input.scopes === undefined ? undefined : this.checkKeyScopes("scopes", input.scopes, errors);
     if (errors.length > 0) throw validationError(errors);
 
     const project = input.project_reference === undefined ? null : await this.projectOf(principal, input.project_reference);
-    const scopes = this.scopesForNewKey(principal, project ? project.default_scopes : policy.defaultScopes);
+    const scopes =
+      requested === undefined
+        ? this.scopesForNewKey(principal, project ? project.default_scopes : policy.defaultScopes)
+        : this.explicitScopes(principal, requested);
 
     const createdAt = now.toISOString();
     const { token, key } = this.newKeyRow(principal, {
@@ -522,6 +557,76 @@ export class KeyService {
     return { valid: true, code: "valid", ...known };
   }
 
+  /**
+   * Authenticates a caller by an API key (the HTTP bearer token): verifies it, which records its
+   * use, and builds the principal it acts as. `null` is a request that carried no key.
+   */
+  async authenticateKey(token: string | null, origin: RequestOrigin): Promise<KeyAuthentication> {
+    if (token === null) return { ok: false, reason: "missing", keyId: null, keyPrefix: null, organizationId: null };
+    const result = await this.verifyApiKey(token, { ip: origin.clientAddress, userAgent: origin.userAgent });
+    if (!result.valid || result.key_id === null || result.user_id === null || result.organization_id === null) {
+      return {
+        ok: false,
+        // No scopes were required, so insufficient_scope cannot happen; anything else is not found.
+        reason: result.code === "malformed" || result.code === "revoked" || result.code === "expired" ? result.code : "not_found",
+        keyId: result.key_id,
+        keyPrefix: result.key_prefix ?? parseToken(token, this.config.keyBrand)?.keyPrefix ?? null,
+        organizationId: result.organization_id,
+      };
+    }
+    const user = await this.store.getUserById(result.user_id);
+    const scopes = result.scopes ?? [];
+    return {
+      ok: true,
+      expiresAt: result.expires_at,
+      principal: {
+        userId: result.user_id,
+        userName: user?.name ?? result.user_id,
+        organizationId: result.organization_id,
+        transport: origin.transport,
+        keyId: result.key_id,
+        scopes,
+        isAdmin: scopes.includes("admin"),
+        clientAddress: origin.clientAddress,
+      },
+    };
+  }
+
+  /** Writes `auth.failed` to the audit log: why, from where, the key when known; never the token. */
+  async recordAuthenticationFailure(refusal: AuthenticationRefusal, origin: RequestOrigin, detail: Record<string, unknown> = {}): Promise<void> {
+    const now = this.clock().toISOString();
+    // An unknown token names no organization: its attempt is filed under the default one.
+    const organizationId = refusal.organizationId ?? (await this.store.ensureDefaultOrganization(now)).id;
+    await this.store.appendEvent({
+      id: newKeyEventId(),
+      organization_id: organizationId,
+      key_id: refusal.keyId,
+      event_type: "auth.failed",
+      actor_user_id: null,
+      actor_key_id: null,
+      transport: origin.transport,
+      client_address: origin.clientAddress,
+      occurred_at: now,
+      detail: {
+        reason: refusal.reason,
+        key_prefix: refusal.keyPrefix,
+        user_agent: origin.userAgent === null ? null : origin.userAgent.slice(0, USER_AGENT_MAX_LENGTH),
+        ...detail,
+      },
+    });
+  }
+
+  /** Writes `call.denied` to the audit log: an authenticated caller asked for something its scopes do not allow. */
+  async recordDeniedCall(principal: Principal, detail: Record<string, unknown>): Promise<void> {
+    const now = this.clock().toISOString();
+    await this.store.appendEvent(this.event(principal, principal.keyId, "call.denied", now, detail));
+  }
+
+  /** Throws when the store does not answer. */
+  async checkHealth(): Promise<void> {
+    await this.store.ping();
+  }
+
   /** The one path by which last use is recorded (see KeyUseRecorder). */
   async recordKeyUse(keyId: string, use: KeyUse): Promise<void> {
     await this.useRecorder.record(keyId, use);
@@ -694,6 +799,22 @@ export class KeyService {
       ]);
     }
     return scopes;
+  }
+
+  /**
+   * Scopes named explicitly for a new key: an admin may name any, anyone else only scopes held
+   * (the local operator without --admin holds every scope but admin).
+   */
+  private explicitScopes(principal: Principal, requested: string[]): string[] {
+    const holds = (scope: string) =>
+      principal.isAdmin || (principal.scopes === null ? scope !== "admin" : principal.scopes.includes(scope));
+    const extra = requested.filter((scope) => !holds(scope));
+    if (extra.length > 0) {
+      throw new ServiceError("forbidden", `you may not grant scopes you do not hold: ${extra.join(", ")}`, [
+        { key: "scopes", message: "exceeds_acting_principal", value: extra.join(",") },
+      ]);
+    }
+    return requested;
   }
 
   private event(

@@ -191,6 +191,7 @@ export class SqliteKeyStore implements KeyStore {
          WHERE id = @id`,
       ),
       revokeKey: db.prepare("UPDATE api_keys SET revoked_at = @revoked_at, revoked_reason = @revoked_reason WHERE id = @id"),
+      ping: db.prepare("SELECT count(*) AS n FROM organizations"),
       recordKeyUse: db.prepare(
         `UPDATE api_keys SET last_used_at = @at, last_used_ip = @ip, last_used_user_agent = @user_agent
          WHERE id = @id AND (last_used_at IS NULL OR last_used_at <= @at)`,
@@ -417,8 +418,23 @@ export class SqliteKeyStore implements KeyStore {
       .immediate();
   }
 
+  async appendEvent(event: KeyEventRow): Promise<void> {
+    this.statements.insertEvent.run(eventParams(event));
+  }
+
+  async ping(): Promise<void> {
+    this.statements.ping.get();
+  }
+
   async recordKeyUse(id: string, use: KeyUse): Promise<void> {
     this.statements.recordKeyUse.run({ id, at: use.at, ip: use.ip, user_agent: use.userAgent });
+  }
+
+  async recordKeyUses(uses: readonly (readonly [id: string, use: KeyUse])[]): Promise<void> {
+    if (uses.length === 0) return;
+    this.db.transaction(() => {
+      for (const [id, use] of uses) this.statements.recordKeyUse.run({ id, at: use.at, ip: use.ip, user_agent: use.userAgent });
+    })();
   }
 
   async listKeyEvents(query: ListEventsQuery): Promise<KeyEventEntry[]> {

@@ -238,11 +238,18 @@ export interface KeyStore {
   revokeKey(request: RevokeKeyRequest): Promise<RevokeKeyResult>;
   /** Records a successful use; an older use never overwrites a newer one. */
   recordKeyUse(id: string, use: KeyUse): Promise<void>;
+  /** Records many uses in one write transaction, each as recordKeyUse would. */
+  recordKeyUses(uses: readonly (readonly [id: string, use: KeyUse])[]): Promise<void>;
 
+  /** Writes one event on its own: a failed authentication or a denied call, which change nothing else. */
+  appendEvent(event: KeyEventRow): Promise<void>;
   /** Every event of one key, in (occurred_at, insertion) order. */
   listEvents(keyId: string): Promise<KeyEventRow[]>;
   /** Events in (occurred_at, seq) order, after `query.after`, at most `query.limit` of them. */
   listKeyEvents(query: ListEventsQuery): Promise<KeyEventEntry[]>;
+
+  /** Throws when the database does not answer (the health check). */
+  ping(): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -47,7 +47,7 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
-const errorResult = (body: ErrorBody): ToolCallResult => ({
+export const errorResult = (body: ErrorBody): ToolCallResult => ({
   // Text only: clients check structuredContent against the output schema, error or not.
   content: [{ type: "text", text: JSON.stringify(body) }],
   isError: true,

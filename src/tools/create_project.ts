@@ -25,5 +25,6 @@ export const createProjectTool = defineTool({
   inputSchema: createProjectInput,
   outputSchema: projectRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  adminOnly: true,
   handler: (input, { service, principal }) => service.createProject(principal, input),
 });

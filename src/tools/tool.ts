@@ -25,6 +25,8 @@ export interface ToolDefinition<Input extends z.ZodObject = z.ZodObject, Output 
   inputSchema: Input;
   outputSchema: Output;
   annotations: ToolAnnotations;
+  /** Only admins may call it; a key without `admin` does not see it in tools/list. */
+  adminOnly?: boolean;
   handler(input: z.output<Input>, context: ToolContext): Promise<z.input<Output>>;
 }
 

@@ -63,6 +63,21 @@ describe("keywarden over stdio (spawned binary)", () => {
     for (const file of filesOf(db)) expect(readFileSync(file).includes(secret), file).toBe(false);
   });
 
+  it("writes a verification's last use by the time the server has shut down (batched, flushed on close)", async () => {
+    const db = tempDb();
+    const server = await spawn(db);
+    const created = await server.client.callTool({ name: "create_api_key", arguments: { name: "used" } });
+    const { id, key } = created.structuredContent as { id: string; key: string };
+    const verified = await server.client.callTool({ name: "verify_api_key", arguments: { key } });
+    expect(verified.structuredContent).toMatchObject({ valid: true, code: "valid" });
+    await server.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const check = new Database(db, { readonly: true });
+    const row = check.prepare("SELECT last_used_at FROM api_keys WHERE id = ?").get(id) as { last_used_at: string | null };
+    check.close();
+    expect(row.last_used_at).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+  });
+
   it("makes project-scoped keys after admin create-project, by slug", async () => {
     const db = tempDb();
     const made = runCli(["admin", "create-project", "--db", db, "--slug", "web", "--name", "Web", "--scopes", "web:read", "--json"]);

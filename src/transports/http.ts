@@ -1,0 +1,500 @@
+import { randomBytes } from "node:crypto";
+import type { Server as NodeHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
+import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js";
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
+import type { Server as McpServer } from "@modelcontextprotocol/sdk/server/index.js";
+import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import express, { type NextFunction, type Request, type Response } from "express";
+import { createServer, type ServerLogger } from "../server.js";
+import { ServiceError } from "../service/errors.js";
+import type { Principal } from "../service/principal.js";
+import type { AuthenticationRefusal, KeyService, RequestOrigin } from "../service/service.js";
+import { holdsAnyScope, MCP_SCOPES, VERIFY_ENDPOINT_SCOPES } from "../tools/access.js";
+import { fieldErrorsOf } from "../tools/call.js";
+import type { ToolDefinition } from "../tools/tool.js";
+import { verifyApiKeyInput } from "../tools/verify_api_key.js";
+import { FailedAuthLimiter } from "./auth-limiter.js";
+
+/** Request bodies above this get 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+export const MCP_PATH = "/mcp";
+export const VERIFY_PATH = "/v1/keys/verify";
+export const HEALTH_PATH = "/healthz";
+
+/**
+ * The one description every failed authentication gets, whatever failed: a caller cannot tell a
+ * typo from a revoked key. The audit log keeps the real reason.
+ */
+export const INVALID_TOKEN_DESCRIPTION = "The bearer token is missing, malformed, unknown, revoked or expired";
+
+const LOOPBACK_HOSTNAMES = ["localhost", "127.0.0.1", "[::1]"];
+const FAR_FUTURE_SECONDS = 253402300799; // 9999-12-31T23:59:59Z: a key without expiry
+
+export interface HttpLogger extends ServerLogger {
+  warn(object: Record<string, unknown>, message: string): void;
+}
+
+export interface HttpServerOptions {
+  service: KeyService;
+  version: string;
+  logger: HttpLogger;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** A fresh server per POST, no sessions; GET and DELETE get 405. */
+  stateless?: boolean;
+  /** Exact origins (scheme://host[:port]) allowed to call; null allows loopback origins only. */
+  allowedOrigins?: readonly string[] | null;
+  /** Host header names allowed (DNS rebinding); null derives them from `host`; [] checks nothing. */
+  allowedHosts?: readonly string[] | null;
+  /** Accept the key as `?admin_key=` when no Authorization header is sent. */
+  allowQueryKey?: boolean;
+  /** The tools each session serves (default: all of keywarden's); the benchmarks add a no-op baseline. */
+  tools?: readonly ToolDefinition[];
+  /** --no-auth: every request acts as this principal, without a key. Loopback only (the CLI checks). */
+  anonymousPrincipal?: Principal | null;
+  /** A session with no request for this long is closed. */
+  sessionIdleTimeoutMs?: number;
+  /** Failed authentications per address per window before the address gets 429. */
+  authFailureLimit?: number;
+  authFailureWindowMs?: number;
+  /** Express "trust proxy": hops or addresses whose X-Forwarded-For names the client. */
+  trustProxy?: boolean | number | readonly string[];
+  /** Open sessions at most; one more initialize gets 503. */
+  maxSessions?: number;
+}
+
+export interface RunningHttpServer {
+  /** The MCP endpoint, e.g. http://127.0.0.1:3000/mcp. */
+  url: string;
+  port: number;
+  /** Open sessions, for tests and the log. */
+  sessionCount(): number;
+  /**
+   * Stops accepting connections, lets requests in progress finish (up to `graceMs`), closes every
+   * session and its streams, then every connection.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+interface Session {
+  id: string;
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+  /** The key that opened it; only that key may use it (null: --no-auth). */
+  ownerKeyId: string | null;
+  lastSeen: number;
+  /** Requests of this session in progress (an open GET stream counts). */
+  active: number;
+}
+
+/** The keywarden error body of DESIGN section 6, for the non-MCP endpoints. */
+function errorBody(code: string, message: string, errors: unknown[] = []) {
+  return { error: { code, message, errors } };
+}
+
+/** A JSON-RPC error with no id, as the SDK's transport answers HTTP-level failures on /mcp. */
+function jsonRpcError(code: number, message: string) {
+  return { jsonrpc: "2.0", error: { code, message }, id: null };
+}
+
+/** One JSON error answer, in the envelope the endpoint's clients expect. */
+function sendError(req: Request, res: Response, status: number, code: string, message: string, errors: unknown[] = []): void {
+  if (res.headersSent) return;
+  const body = req.path === MCP_PATH ? jsonRpcError(status === 400 && code === "parse_error" ? -32700 : -32000, message) : errorBody(code, message, errors);
+  res.status(status).json(body);
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the addresses --no-auth may bind to. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare);
+}
+
+function isWildcardHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "");
+  return bare === "0.0.0.0" || bare === "::" || bare === "";
+}
+
+/** The Host names a bound address answers to by default: the loopback names, or the address itself. */
+export function defaultAllowedHosts(host: string): string[] | null {
+  if (isLoopbackHost(host)) return [...LOOPBACK_HOSTNAMES];
+  if (isWildcardHost(host)) return null;
+  return [host.includes(":") && !host.startsWith("[") ? `[${host}]` : host.toLowerCase()];
+}
+
+/** `scheme://host[:port]` in the form browsers send, or null when it is not an origin. */
+export function normalizeOrigin(value: string): string | null {
+  try {
+    const url = new URL(value);
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.origin === "null") return null;
+    return url.origin;
+  } catch {
+    return null;
+  }
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  const normalized = normalizeOrigin(origin);
+  return normalized !== null && LOOPBACK_HOSTNAMES.includes(new URL(normalized).hostname);
+}
+
+function principalOfAuthInfo(authInfo: AuthInfo | undefined): Principal | undefined {
+  return authInfo?.extra?.principal as Principal | undefined;
+}
+
+function authInfoOf(principal: Principal, expiresAt: string | null): AuthInfo {
+  return {
+    // Not the token: it has done its work, and nothing downstream needs it.
+    token: principal.keyId ?? "anonymous",
+    clientId: principal.keyId ?? "anonymous",
+    scopes: principal.scopes ?? [],
+    expiresAt: expiresAt === null ? FAR_FUTURE_SECONDS : Math.floor(Date.parse(expiresAt) / 1000),
+    extra: { principal },
+  };
+}
+
+/** The key a request presents: the Bearer credential, or `?admin_key=` when allowed. null: none at all. */
+function presentedCredential(req: Request, allowQueryKey: boolean): string | null {
+  const header = req.headers.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer +(\S+) *$/i.exec(header);
+    // Anything else in the header is a credential that fails: it must not fall back to the query.
+    return match ? match[1]! : "";
+  }
+  if (allowQueryKey) {
+    const query = req.query.admin_key;
+    if (typeof query === "string") return query;
+    if (query !== undefined) return "";
+  }
+  return null;
+}
+
+/**
+ * Streamable HTTP for keywarden: MCP at /mcp, the verify endpoint for gateways, and a health
+ * check, behind Host and Origin checks, bearer authentication with keys from the store, per-address
+ * limits on failed attempts, and a 1 MiB body limit.
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const {
+    service,
+    version,
+    logger,
+    host,
+    stateless = false,
+    allowQueryKey = false,
+    anonymousPrincipal = null,
+    sessionIdleTimeoutMs = 30 * 60_000,
+    maxSessions = 1000,
+  } = options;
+  const allowedHosts = options.allowedHosts === undefined || options.allowedHosts === null ? defaultAllowedHosts(host) : [...options.allowedHosts];
+  const allowedOrigins = options.allowedOrigins ? new Set(options.allowedOrigins.map((origin) => normalizeOrigin(origin) ?? origin)) : null;
+  const limiter = new FailedAuthLimiter({ limit: options.authFailureLimit ?? 30, windowMs: options.authFailureWindowMs ?? 300_000 });
+  const sessions = new Map<string, Session>();
+  let inFlight = 0;
+  let closing = false;
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("trust proxy", options.trustProxy === undefined ? false : Array.isArray(options.trustProxy) ? [...options.trustProxy] : options.trustProxy);
+
+  const clientAddress = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? "unknown";
+  const originOf = (req: Request): RequestOrigin => ({
+    transport: "http",
+    clientAddress: clientAddress(req),
+    userAgent: req.get("user-agent") ?? null,
+  });
+
+  // Shutting down: nothing new starts.
+  app.use((req, res, next) => {
+    if (!closing) return next();
+    res.set("Connection", "close");
+    sendError(req, res, 503, "unavailable", "the server is shutting down");
+  });
+
+  // Requests in progress, so that shutdown can let them finish (a GET is a stream or a health
+  // check: nothing to wait for); and a debug line per request (never the query string).
+  app.use((req, res, next) => {
+    const started = performance.now();
+    const counted = req.method !== "GET";
+    if (counted) inFlight += 1;
+    res.once("close", () => {
+      if (counted) inFlight -= 1;
+      logger.debug(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started), ip: clientAddress(req) },
+        "http request",
+      );
+    });
+    next();
+  });
+
+  // DNS rebinding: the Host header must name this server.
+  if (allowedHosts !== null && allowedHosts.length > 0) app.use(hostHeaderValidation(allowedHosts));
+
+  // Origin: a browser page from elsewhere gets 403 before any work. Requests without Origin (not a browser) pass.
+  app.use((req, res, next) => {
+    const origin = req.get("origin");
+    if (origin === undefined) return next();
+    const allowed = allowedOrigins === null ? isLoopbackOrigin(origin) : allowedOrigins.has(normalizeOrigin(origin) ?? origin);
+    if (allowed) return next();
+    logger.info({ origin: origin.slice(0, 200), path: req.path }, "request from a foreign origin refused");
+    sendError(req, res, 403, "forbidden", "Forbidden: this Origin is not allowed");
+  });
+
+  const onAuthenticationFailure = async (req: Request, refusal: AuthenticationRefusal, origin: RequestOrigin): Promise<void> => {
+    const failures = limiter.recordFailure(origin.clientAddress ?? "unknown");
+    logger.info({ reason: refusal.reason, key_prefix: refusal.keyPrefix, ip: origin.clientAddress, path: req.path, failures }, "authentication failed");
+    if (failures === limiter.limitPerWindow) {
+      logger.warn({ ip: origin.clientAddress, failures }, "too many failed authentications: address refused until its window ends");
+    }
+    await service
+      .recordAuthenticationFailure(refusal, origin, { path: req.path, failures_in_window: failures })
+      .catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));
+  };
+
+  /** Authenticates the request (or applies --no-auth) and leaves the principal in res.locals.principal. */
+  const authenticate = (req: Request, res: Response, next: NextFunction): void => {
+    const origin = originOf(req);
+    if (anonymousPrincipal !== null) {
+      const principal: Principal = { ...anonymousPrincipal, clientAddress: origin.clientAddress };
+      res.locals.principal = principal;
+      req.auth = authInfoOf(principal, null);
+      return next();
+    }
+    const retryAfter = limiter.retryAfterSeconds(origin.clientAddress ?? "unknown");
+    if (retryAfter > 0) {
+      res.set("Retry-After", String(retryAfter));
+      return sendError(req, res, 429, "rate_limited", `too many failed authentication attempts from this address; retry in ${retryAfter} s`);
+    }
+    const credential = presentedCredential(req, allowQueryKey);
+    // The SDK's middleware checks the header's shape first, with messages that tell the kinds of
+    // failure apart; every request shows it the same well-formed header, and the verifier below
+    // judges the real credential. The token goes no further than this.
+    req.headers.authorization = "Bearer presented";
+    const verifier = {
+      verifyAccessToken: async (): Promise<AuthInfo> => {
+        const result = await service.authenticateKey(credential, origin).catch((error: unknown) => {
+          // The SDK answers 500 {"error":"server_error"}; the operator's log gets the cause.
+          logger.error({ err: error, path: req.path }, "authentication could not be completed");
+          throw error;
+        });
+        if (!result.ok) {
+          await onAuthenticationFailure(req, result, origin);
+          throw new InvalidTokenError(INVALID_TOKEN_DESCRIPTION);
+        }
+        res.locals.principal = result.principal;
+        return authInfoOf(result.principal, result.expiresAt);
+      },
+    };
+    void requireBearerAuth({ verifier })(req, res, next);
+  };
+
+  /** 403 for a key that holds none of `scopes`, with the audit event. */
+  const requireAnyScope = (scopes: readonly string[]) => async (req: Request, res: Response, next: NextFunction) => {
+    const principal = res.locals.principal as Principal;
+    if (holdsAnyScope(principal, scopes)) return next();
+    await service
+      .recordDeniedCall(principal, { endpoint: req.path, needed_scopes: scopes })
+      .catch((error: unknown) => logger.error({ err: error }, "could not write call.denied to the audit log"));
+    res.set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="This key holds none of the scopes this endpoint needs", scope="${scopes.join(" ")}"`);
+    res.status(403).json({ error: "insufficient_scope", error_description: `This endpoint needs a key with one of: ${scopes.join(", ")}` });
+  };
+
+  const methods = (allowed: readonly string[]) => (req: Request, res: Response, next: NextFunction) => {
+    if (allowed.includes(req.method)) return next();
+    res.set("Allow", allowed.join(", "));
+    sendError(req, res, 405, "method_not_allowed", `Method not allowed: use ${allowed.join(" or ")}`);
+  };
+
+  const jsonBody = express.json({ limit: MAX_BODY_BYTES, strict: true });
+
+  // --- /healthz: the database answers ---------------------------------------------------------
+  app.all(HEALTH_PATH, methods(["GET", "HEAD"]), async (_req, res) => {
+    try {
+      await service.checkHealth();
+      res.status(200).json({ status: "ok", database: "ok" });
+    } catch (error) {
+      logger.error({ err: error }, "health check: the database does not answer");
+      res.status(503).json({ status: "error", database: "unreachable" });
+    }
+  });
+
+  // --- POST /v1/keys/verify: for gateways -------------------------------------------------------
+  app.all(VERIFY_PATH, methods(["POST"]), authenticate, requireAnyScope(VERIFY_ENDPOINT_SCOPES), jsonBody, async (req, res) => {
+    const body: unknown = req.body;
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      return sendError(req, res, 400, "validation_error", 'the body must be a JSON object: {"key": "…", "required_scopes": ["…"]}', [
+        { key: "body", message: "expected a JSON object (Content-Type: application/json)" },
+      ]);
+    }
+    const parsed = verifyApiKeyInput.safeParse(body);
+    if (!parsed.success) {
+      const errors = fieldErrorsOf(parsed.error, body as Record<string, unknown>)
+        // A value sent as `key` is never echoed back.
+        .map((field) => (field.key === "key" ? { key: field.key, message: field.message } : field));
+      return sendError(req, res, 400, "validation_error", errors.length === 1 ? `invalid ${errors[0]!.key}: ${errors[0]!.message}` : `${errors.length} fields are invalid`, errors);
+    }
+    const origin = originOf(req);
+    try {
+      const result = await service.verifyApiKey(parsed.data.key, {
+        requiredScopes: parsed.data.required_scopes,
+        ip: origin.clientAddress,
+        userAgent: origin.userAgent,
+      });
+      res.status(200).json(result);
+    } catch (error) {
+      if (error instanceof ServiceError) {
+        const { code, message, errors } = error.toBody().error;
+        return sendError(req, res, 400, code, message, errors);
+      }
+      throw error;
+    }
+  });
+
+  // --- /mcp: Streamable HTTP ----------------------------------------------------------------------
+  const newServer = (principal: Principal): McpServer =>
+    createServer({ service, principal, version, logger, principalOf: principalOfAuthInfo, tools: options.tools });
+
+  const closeSession = async (session: Session, why: string): Promise<void> => {
+    if (!sessions.delete(session.id)) return;
+    logger.info({ session: session.id.slice(0, 8), key: session.ownerKeyId, why }, "session closed");
+    await session.transport.close().catch(() => undefined);
+    await session.server.close().catch(() => undefined);
+  };
+
+  const useSession = async (req: Request, res: Response, session: Session): Promise<void> => {
+    session.active += 1;
+    session.lastSeen = Date.now();
+    res.once("close", () => {
+      session.active -= 1;
+      session.lastSeen = Date.now();
+    });
+    await session.transport.handleRequest(req, res, req.body);
+  };
+
+  const handleStateless = async (req: Request, res: Response, principal: Principal): Promise<void> => {
+    const server = newServer(principal);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, maxRequestBodySize: MAX_BODY_BYTES });
+    res.once("close", () => {
+      void transport.close().catch(() => undefined);
+      void server.close().catch(() => undefined);
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  };
+
+  const handleStateful = async (req: Request, res: Response, principal: Principal): Promise<void> => {
+    const sessionId = req.get("mcp-session-id");
+    if (sessionId !== undefined) {
+      const session = sessions.get(sessionId);
+      // Another key presenting a session's id learns nothing, not even that it exists.
+      if (!session || session.ownerKeyId !== principal.keyId) return sendError(req, res, 404, "not_found", "Session not found");
+      return useSession(req, res, session);
+    }
+    if (req.method !== "POST") return sendError(req, res, 400, "bad_request", "Bad Request: Mcp-Session-Id header is required");
+    if (req.body === undefined) {
+      return sendError(req, res, 415, "unsupported_media_type", "Unsupported Media Type: Content-Type must be application/json");
+    }
+    if (!isInitializeRequest(req.body)) {
+      return sendError(req, res, 400, "bad_request", "Bad Request: no session: send initialize first, or the Mcp-Session-Id header");
+    }
+    if (sessions.size >= maxSessions) {
+      res.set("Retry-After", "60");
+      return sendError(req, res, 503, "unavailable", "too many open sessions; retry later");
+    }
+    const server = newServer(principal);
+    let session: Session | undefined;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomBytes(32).toString("base64url"),
+      maxRequestBodySize: MAX_BODY_BYTES,
+      onsessioninitialized: (id) => {
+        session = { id, transport, server, ownerKeyId: principal.keyId, lastSeen: Date.now(), active: 0 };
+        sessions.set(id, session);
+        logger.info({ session: id.slice(0, 8), key: principal.keyId, user: principal.userName }, "session opened");
+      },
+    });
+    // Closed by DELETE, by the idle sweep or by shutdown: forget it either way.
+    transport.onclose = () => {
+      if (session) void closeSession(session, "closed");
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  };
+
+  app.all(
+    MCP_PATH,
+    methods(stateless ? ["POST"] : ["POST", "GET", "DELETE"]),
+    authenticate,
+    requireAnyScope(MCP_SCOPES),
+    (req, res, next) => (req.method === "POST" ? jsonBody(req, res, next) : next()),
+    async (req, res) => {
+      const principal = res.locals.principal as Principal;
+      await (stateless ? handleStateless(req, res, principal) : handleStateful(req, res, principal));
+    },
+  );
+
+  app.use((req, res) => sendError(req, res, 404, "not_found", `Not found: ${req.method} ${req.path}`));
+
+  // Every error answer is JSON without a stack trace; the log gets the detail of a real fault.
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const type = (error as { type?: unknown })?.type;
+    if (type === "entity.too.large") return sendError(req, res, 413, "payload_too_large", `Payload too large: the limit is ${MAX_BODY_BYTES} bytes`);
+    if (type === "entity.parse.failed") return sendError(req, res, 400, "parse_error", "Parse error: the body is not valid JSON");
+    const status = (error as { status?: unknown })?.status;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      return sendError(req, res, status, "bad_request", "Bad request");
+    }
+    logger.error({ err: error, path: req.path }, "request failed unexpectedly");
+    sendError(req, res, 500, "internal_error", "internal error; the operation was not completed");
+  });
+
+  const httpServer: NodeHttpServer = await new Promise((resolve, reject) => {
+    const server = app.listen(options.port, host, (error?: Error) => (error ? reject(error) : resolve(server)));
+    server.once("error", reject);
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const urlHost = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+
+  // Idle sessions: closed when nothing of theirs is in progress and nothing came for the timeout.
+  const sweeper = setInterval(
+    () => {
+      const now = Date.now();
+      for (const session of sessions.values()) {
+        if (session.active === 0 && now - session.lastSeen >= sessionIdleTimeoutMs) void closeSession(session, "idle");
+      }
+    },
+    Math.max(50, Math.min(60_000, Math.floor(sessionIdleTimeoutMs / 4))),
+  );
+  sweeper.unref();
+
+  if (allowedHosts === null) {
+    logger.warn({ host }, "bound to every interface: the Host header is not checked; set --allowed-hosts to the names clients use");
+  }
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${port}${MCP_PATH}`,
+    port,
+    sessionCount: () => sessions.size,
+    close: (graceMs = 5000) => {
+      closed ??= (async () => {
+        closing = true;
+        clearInterval(sweeper);
+        const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        httpServer.closeIdleConnections();
+        // Let requests in progress finish: a tool call that wrote a key must get its answer out.
+        const deadline = Date.now() + graceMs;
+        while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+        await Promise.all([...sessions.values()].map((session) => closeSession(session, "shutdown")));
+        httpServer.closeAllConnections();
+        await stopped;
+      })();
+      return closed;
+    },
+  };
+}

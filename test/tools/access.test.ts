@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import type { Principal } from "../../src/service/principal.js";
+import { holdsAnyScope, MCP_SCOPES, mayCallTool, VERIFY_ENDPOINT_SCOPES } from "../../src/tools/access.js";
+import { allTools } from "../../src/tools/index.js";
+import { connectClient, openHarness } from "../helpers/harness.js";
+
+const principal = (scopes: string[] | null, isAdmin = false): Principal => ({
+  userId: "usr_x",
+  userName: "x",
+  organizationId: "org_x",
+  transport: "http",
+  keyId: scopes === null ? null : "key_x",
+  scopes,
+  isAdmin,
+  clientAddress: null,
+});
+
+const callable = (p: Principal) => allTools.filter((tool) => mayCallTool(p, tool)).map((tool) => tool.name);
+
+describe("tool access by scope", () => {
+  it("lets tools:read call read-only tools, tools:execute the rest, admin everything", () => {
+    expect(callable(principal(["tools:read"]))).toEqual(["list_api_keys", "get_api_key", "verify_api_key", "whoami", "list_projects", "list_key_events"]);
+    expect(callable(principal(["tools:execute"]))).toEqual(["create_api_key", "update_api_key", "rotate_api_key", "revoke_api_key"]);
+    expect(callable(principal(["tools:read", "tools:execute"]))).toHaveLength(allTools.length - 1); // all but create_project
+    expect(callable(principal(["admin"], true))).toHaveLength(allTools.length);
+    expect(callable(principal(["keys:verify", "orders:read"]))).toEqual([]);
+  });
+
+  it("does not restrict a caller without a key (stdio): the service decides", () => {
+    expect(callable(principal(null))).toHaveLength(allTools.length);
+    expect(holdsAnyScope(principal(null), MCP_SCOPES)).toBe(true);
+  });
+
+  it("lets only keys with tools:read, tools:execute or admin reach MCP, and keys:verify or admin the verify endpoint", () => {
+    expect(holdsAnyScope(principal(["keys:verify"]), MCP_SCOPES)).toBe(false);
+    expect(holdsAnyScope(principal(["tools:execute"]), MCP_SCOPES)).toBe(true);
+    expect(holdsAnyScope(principal(["keys:verify"]), VERIFY_ENDPOINT_SCOPES)).toBe(true);
+    expect(holdsAnyScope(principal(["admin"], true), VERIFY_ENDPOINT_SCOPES)).toBe(true);
+    expect(holdsAnyScope(principal(["tools:read", "tools:execute"]), VERIFY_ENDPOINT_SCOPES)).toBe(false);
+  });
+
+  it("filters tools/list and refuses a hidden tool with forbidden through a real MCP client", async () => {
+    const harness = await openHarness();
+    try {
+      const reader = { ...harness.principal, keyId: "key_reader", scopes: ["tools:read"], transport: "http" as const };
+      const client = await connectClient(harness.service, reader);
+      const { tools } = await client.listTools();
+      expect(tools.every((tool) => tool.annotations?.readOnlyHint === true)).toBe(true);
+      const result = await client.callTool({ name: "create_api_key", arguments: { name: "nope" } });
+      expect(result.isError).toBe(true);
+      expect(JSON.parse((result.content as { text: string }[])[0]!.text).error.code).toBe("forbidden");
+      const events = harness.store.db.prepare("SELECT event_type, actor_key_id, detail FROM key_events").all();
+      expect(events).toEqual([
+        { event_type: "call.denied", actor_key_id: "key_reader", detail: JSON.stringify({ tool: "create_api_key", needed_scope: "tools:execute" }) },
+      ]);
+      expect(harness.store.db.prepare("SELECT count(*) AS n FROM api_keys").get()).toEqual({ n: 0 });
+      await client.close();
+    } finally {
+      await harness.close();
+    }
+  });
+});
