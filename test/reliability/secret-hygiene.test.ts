@@ -4,24 +4,32 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { randomBase62 } from "../../src/keys/base62.js";
 import { makeTempDir } from "../helpers/harness.js";
-import { newHygieneRecord, runHygieneWorkload, type HygieneRecord } from "./hygiene-workload.js";
-import { databaseFiles, SecretScanner, spawnChild, type StdioChild } from "./support.js";
+import { rawRequest, spawnHttpServer, type HttpServerProcess } from "../helpers/http.js";
+import { forgeToken, newHygieneRecord, runHygieneWorkload, type HygieneRecord } from "./hygiene-workload.js";
+import { connectHttp, databaseFiles, mintKeys, SecretScanner, spawnChild, type StdioChild } from "./support.js";
 
-// Secret hygiene: after 1,000 creates and rotations, no secret part of any token (nor its hash,
-// nor the pepper) occurs in the database file, its WAL, the server's log at trace level, any key
-// event or any tool result other than the one that minted it.
+// Secret hygiene: after 1,000 creates and rotations, half over stdio and half over Streamable HTTP,
+// at the same time on one database, no secret part of any token (nor its hash, nor the pepper)
+// occurs in the database file, its WAL, either server's log at trace level, any key event, any
+// verify endpoint answer or any tool result other than the one that minted it.
 
-const MINTS = 1000;
+/** Mints per transport; both transports together make the issue's 1,000 by default. */
+const MINTS = Number(process.env.KEYWARDEN_HYGIENE_MINTS ?? 500);
 const temp = makeTempDir();
 afterAll(() => temp.cleanup());
 
 /** Everything the database holds outside the hash column, as text: events whole, keys without key_hash. */
-function rowsAsText(dbPath: string): { events: string; keys: string; eventCount: number } {
+function rowsAsText(dbPath: string): { events: string; keys: string; eventCount: number; eventTypes: string[] } {
   const db = new Database(dbPath, { readonly: true });
   try {
-    const events = db.prepare("SELECT * FROM key_events").all();
+    const events = db.prepare("SELECT * FROM key_events").all() as { event_type: string }[];
     const keys = db.prepare("SELECT * FROM api_keys").all().map((row) => ({ ...(row as Record<string, unknown>), key_hash: undefined }));
-    return { events: JSON.stringify(events), keys: JSON.stringify(keys), eventCount: events.length };
+    return {
+      events: JSON.stringify(events),
+      keys: JSON.stringify(keys),
+      eventCount: events.length,
+      eventTypes: [...new Set(events.map((event) => event.event_type))].sort(),
+    };
   } finally {
     db.close();
   }
@@ -33,69 +41,124 @@ function expectClean(scanner: SecretScanner, where: string, haystack: string | B
   expect(found.slice(0, 5), `${where}: ${found.length} secrets found`).toEqual([]);
 }
 
-function scanFiles(scanner: SecretScanner, dbPath: string): Record<string, string[]> {
-  const found: Record<string, string[]> = {};
-  for (const { file, bytes } of databaseFiles(dbPath)) {
-    const leaks = scanner.scan(bytes);
-    if (leaks.length > 0) found[file] = leaks.slice(0, 5);
-  }
-  return found;
+function expectCleanFiles(scanner: SecretScanner, dbPath: string, when: string): void {
+  const files = databaseFiles(dbPath);
+  expect(files.length).toBeGreaterThan(0);
+  for (const { file, bytes } of files) expectClean(scanner, `${file} (${when})`, bytes);
 }
 
 /** Checks a run's record: every minting result holds its own token only; nothing else holds any. */
-function checkRecord(scanner: SecretScanner, record: HygieneRecord): void {
-  expect(record.tokens).toHaveLength(MINTS);
+function checkRecord(scanner: SecretScanner, record: HygieneRecord, label: string): void {
+  expect(record.tokens, label).toHaveLength(MINTS);
   expect(new Set(record.tokens).size).toBe(MINTS);
   for (const { raw, token } of record.mintResults) {
     // A positive control as well: the scanner does find the secret where it must be.
     expect(scanner.scan(raw)).toEqual([`secret of ${token.slice(0, 15)}…`]);
   }
   const leaks = record.otherResults.map((raw) => ({ raw: raw.slice(0, 300), found: scanner.scan(raw) })).filter((r) => r.found.length > 0);
-  expect(leaks.slice(0, 3), `${leaks.length} non-minting tool results hold secrets`).toEqual([]);
+  expect(leaks.slice(0, 3), `${label}: ${leaks.length} non-minting results hold secrets`).toEqual([]);
+  expect(record.calls.verify_api_key).toBe((MINTS / 2) * 5);
 }
 
 describe("secret hygiene", () => {
-  it(`over stdio: ${MINTS} creates and rotations leave no secret in the database, its WAL, the log, the events or other results`, async () => {
-    const dbPath = join(temp.dir, "stdio.db");
+  it(`${MINTS} creates and rotations over stdio and ${MINTS} over HTTP at once leave no secret in the database, its WAL, the logs, the events or other results`, async () => {
+    const dbPath = join(temp.dir, "hygiene.db");
     const pepper = `pepper-${randomBase62(24)}`;
     const scanner = new SecretScanner();
     scanner.add(pepper, "the pepper");
-    const record = newHygieneRecord();
-    let server: StdioChild | undefined = spawnChild(["--db", dbPath, "--log-level", "trace"], {
-      KEYWARDEN_USER: "hygiene",
-      KEYWARDEN_PEPPER: pepper,
-    });
+    const [bearer, gateway] = await mintKeys(
+      dbPath,
+      [
+        { user: "hygiene-http", name: "hygiene bearer", scopes: ["tools:read", "tools:execute"] },
+        { user: "gateway", name: "hygiene gateway", scopes: ["keys:verify"] },
+      ],
+      { pepper },
+    );
+    // The keys callers authenticate with are secrets too: sent on every request, kept nowhere.
+    for (const key of [bearer!, gateway!]) scanner.addToken(key.key, { pepper, withHashes: true });
+
+    const stdioRecord = newHygieneRecord();
+    const httpRecord = newHygieneRecord();
+    let stdio: StdioChild | undefined;
+    let http: HttpServerProcess | undefined;
     try {
-      await server.connected;
-      await runHygieneWorkload(server.client, { mints: MINTS / 2, scanner, record, pepper, label: "stdio" });
-      // Halfway, while the server runs: the newest rows are in the WAL, not yet in the file.
+      stdio = spawnChild(["--db", dbPath, "--log-level", "trace"], { KEYWARDEN_USER: "hygiene-stdio", KEYWARDEN_PEPPER: pepper });
+      http = await spawnHttpServer(["--db", dbPath, "--log-level", "trace", "--auth-failure-limit", "100000"], { KEYWARDEN_PEPPER: pepper });
+      await stdio.connected;
+      const { client: httpClient, transport: httpTransport } = await connectHttp(http.url, bearer!.key);
+
+      /** The HTTP extras: the verify endpoint and failed authentications, for a sample of tokens. */
+      const httpExtras = async (): Promise<void> => {
+        for (const [i, token] of httpRecord.tokens.entries()) {
+          if (i % 10 !== 0) continue;
+          for (const key of [token, forgeToken(token)]) {
+            const answer = await rawRequest(`${http!.base}/v1/keys/verify`, {
+              method: "POST",
+              headers: { "Content-Type": "application/json", Authorization: `Bearer ${gateway!.key}` },
+              body: JSON.stringify({ key, required_scopes: ["tools:read"] }),
+            });
+            expect(answer.status).toBe(200);
+            httpRecord.otherResults.push(answer.text);
+          }
+          // A minted key is not a key to keywarden if revoked, and a forged one never is: 401, audited, not logged.
+          for (const key of [token, forgeToken(token)]) {
+            const answer = await rawRequest(http!.url, {
+              method: "POST",
+              headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream", Authorization: `Bearer ${key}` },
+              body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+            });
+            expect([400, 401]).toContain(answer.status);
+            httpRecord.otherResults.push(JSON.stringify({ status: answer.status, headers: answer.headers, body: answer.text }));
+          }
+        }
+      };
+
+      const half = async (label: string) => {
+        await Promise.all([
+          runHygieneWorkload(stdio!.client, { mints: MINTS / 2, scanner, record: stdioRecord, pepper, label: `stdio-${label}` }),
+          runHygieneWorkload(httpClient, { mints: MINTS / 2, scanner, record: httpRecord, pepper, label: `http-${label}` }),
+        ]);
+      };
+      await half("a");
+      // Halfway, with both servers running: the newest rows are in the WAL, not yet in the file.
       expect(existsSync(`${dbPath}-wal`) && statSync(`${dbPath}-wal`).size > 0).toBe(true);
-      expect(scanFiles(scanner, dbPath), "database, WAL and shm while running, halfway").toEqual({});
-      await runHygieneWorkload(server.client, { mints: MINTS / 2, scanner, record, pepper, label: "stdio2" });
+      expectCleanFiles(scanner, dbPath, "both servers running, halfway");
+      await half("b");
+      await httpExtras();
       expect(statSync(`${dbPath}-wal`).size).toBeGreaterThan(0);
-      expect(scanFiles(scanner, dbPath), "database, WAL and shm while running, at the end").toEqual({});
+      expectCleanFiles(scanner, dbPath, "both servers running, at the end");
 
       // The raw audit rows and key rows, read straight from the database.
       const rows = rowsAsText(dbPath);
-      expect(rows.eventCount).toBeGreaterThanOrEqual(MINTS * 2);
+      expect(rows.eventCount).toBeGreaterThanOrEqual(MINTS * 4);
+      expect(rows.eventTypes).toEqual(expect.arrayContaining(["auth.failed", "key.created", "key.revoked", "key.rotated", "key.updated"]));
       expectClean(scanner, "key_events rows", rows.events);
       expectClean(scanner, "api_keys rows (but key_hash)", rows.keys);
-      expect(rows.events).not.toMatch(/key_hash|"hash"/);
 
-      const stderr = server.stderr();
-      // Trace level really logged the calls (the log is worth scanning).
-      expect(stderr.split("\n").filter((line) => line.includes('"tool call"')).length).toBeGreaterThan(MINTS * 5);
-      expectClean(scanner, "server log (stderr, trace level)", stderr);
-
-      await server.close();
-      server = undefined;
+      await httpTransport.terminateSession().catch(() => undefined);
+      await httpClient.close();
+      // SIGTERM: the HTTP server flushes pending last-use writes and closes the database.
+      expect(await http.stop()).toBe(0);
+      await stdio.close();
+      // Trace level really logged the calls (the logs are worth scanning).
+      expect(stdio.stderr().split("\n").filter((line) => line.includes('"tool call"')).length).toBeGreaterThan(MINTS * 5);
+      expect(http.stderr().split("\n").filter((line) => line.includes('"http request"')).length).toBeGreaterThan(MINTS * 5);
+      expect(http.stderr()).not.toMatch(/MaxListenersExceeded|"level":50|"level":60/);
+      expectClean(scanner, "stdio server log (stderr, trace level)", stdio.stderr());
+      expectClean(scanner, "http server log (stderr, trace level)", http.stderr());
+      stdio = undefined;
+      http = undefined;
       // After a clean shutdown the WAL is folded into the file: scan what is left.
-      expect(scanFiles(scanner, dbPath), "database after shutdown").toEqual({});
+      expectCleanFiles(scanner, dbPath, "after shutdown");
     } finally {
-      await server?.close();
+      await stdio?.close();
+      await http?.stop("SIGKILL");
     }
-    checkRecord(scanner, record);
-    expect(record.calls.verify_api_key).toBe((MINTS / 2) * 5);
-    console.log(`stdio: ${record.tokens.length} tokens, ${record.forged.length} forged, ${record.otherResults.length} other results scanned`);
+    checkRecord(scanner, stdioRecord, "stdio");
+    checkRecord(scanner, httpRecord, "http");
+    console.log(
+      `stdio: ${stdioRecord.tokens.length} tokens, ${stdioRecord.otherResults.length} other results; ` +
+        `http: ${httpRecord.tokens.length} tokens, ${httpRecord.otherResults.length} other results; ${scanner.size} needles`,
+    );
   });
 });

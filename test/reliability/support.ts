@@ -181,3 +181,78 @@ export function residentKb(pid: number): number {
   if (!match) throw new Error(`no VmRSS for ${pid}`);
   return Number(match[1]);
 }
+
+export interface MintedKey {
+  id: string;
+  key: string;
+  key_prefix: string;
+  user_id: string;
+  scopes: string[];
+}
+
+/**
+ * Mints keys straight into a database with the built library (what `keywarden admin create-key`
+ * does, without a process per key): `user` gets a key with exactly `scopes`. Pass the pepper the
+ * servers will run with.
+ */
+export async function mintKeys(
+  dbPath: string,
+  specs: { user: string; name: string; scopes: string[] }[],
+  options: { pepper?: string } = {},
+): Promise<MintedKey[]> {
+  const { KeyService, SqliteKeyStore } = await import("../../dist/index.js");
+  const store = SqliteKeyStore.open({ path: dbPath });
+  try {
+    const service = new KeyService({ store, pepper: options.pepper });
+    const minted: MintedKey[] = [];
+    for (const spec of specs) {
+      const principal = await service.localPrincipal({ userName: spec.user, transport: "cli", isAdmin: true });
+      const created = await service.createApiKey(principal, { name: spec.name, scopes: spec.scopes });
+      minted.push({ id: created.id, key: created.key, key_prefix: created.key_prefix, user_id: created.user_id, scopes: created.scopes });
+    }
+    return minted;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * fetch for long-lived test clients. The SDK's client transport hands every request the one
+ * AbortSignal of the transport, and fetch adds a listener to it per request that stays until the
+ * response is garbage-collected: thousands of calls on one session trip MaxListenersExceeded in the
+ * test process. Here each request gets its own signal, linked to the transport's until its body ends.
+ */
+export const linkedSignalFetch: typeof fetch = async (input, init) => {
+  const parent = init?.signal;
+  if (!parent) return fetch(input, init);
+  const controller = new AbortController();
+  const forward = () => controller.abort(parent.reason);
+  const unlink = () => parent.removeEventListener("abort", forward);
+  if (parent.aborted) controller.abort(parent.reason);
+  else parent.addEventListener("abort", forward, { once: true });
+  let response: Response;
+  try {
+    response = await fetch(input, { ...init, signal: controller.signal });
+  } catch (error) {
+    unlink();
+    throw error;
+  }
+  if (!response.body) {
+    unlink();
+    return response;
+  }
+  const body = response.body.pipeThrough(new TransformStream({ flush: unlink }));
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+};
+
+/** A real MCP client over Streamable HTTP with `key` as the bearer token. */
+export async function connectHttp(url: string, key: string, userAgent = "keywarden-reliability/1.0") {
+  const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { Authorization: `Bearer ${key}`, "User-Agent": userAgent } },
+    fetch: linkedSignalFetch,
+  });
+  const client = new Client({ name: "keywarden-reliability", version: "0" });
+  await client.connect(transport);
+  return { client, transport };
+}
