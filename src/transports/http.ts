@@ -32,6 +32,8 @@ export const HEALTH_PATH = "/healthz";
 export const INVALID_TOKEN_DESCRIPTION = "The bearer token is missing, malformed, unknown, revoked or expired";
 
 const LOOPBACK_HOSTNAMES = ["localhost", "127.0.0.1", "[::1]"];
+/** Headers a request may carry once at most (lower case). */
+const SINGLE_VALUE_HEADERS = new Set(["host", "authorization", "mcp-session-id", "content-type"]);
 const FAR_FUTURE_SECONDS = 253402300799; // 9999-12-31T23:59:59Z: a key without expiry
 
 export interface HttpLogger extends ServerLogger {
@@ -230,6 +232,20 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         "http request",
       );
     });
+    next();
+  });
+
+  // A request naming its Host, its credentials or its session twice is ambiguous: Node keeps the
+  // first value, a proxy in front may have acted on the last (RFC 9112 section 3.2: a second Host is
+  // a 400). Refused before anything reads them.
+  app.use((req, res, next) => {
+    const seen = new Set<string>();
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!.toLowerCase();
+      if (!SINGLE_VALUE_HEADERS.has(name)) continue;
+      if (seen.has(name)) return sendError(req, res, 400, "bad_request", `Bad Request: the ${name} header appears more than once`);
+      seen.add(name);
+    }
     next();
   });
 

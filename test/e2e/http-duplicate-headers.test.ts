@@ -1,0 +1,57 @@
+import { createConnection } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTempDir } from "../helpers/harness.js";
+import { initializeBody, mintKey, spawnHttpServer, type CreatedKey, type HttpServerProcess } from "../helpers/http.js";
+
+// Node keeps the first of two Host or Authorization headers; a proxy in front may have acted on
+// the last. keywarden refuses such a request outright (found by the reliability suite's hostile
+// HTTP requests: a good key followed by a bad one used to open a session).
+
+const temp = makeTempDir();
+let server: HttpServerProcess;
+let key: CreatedKey;
+
+beforeAll(async () => {
+  const db = join(temp.dir, "keywarden.db");
+  key = mintKey(db, "dup", "dup", "tools:read,tools:execute");
+  server = await spawnHttpServer(["--db", db]);
+});
+afterAll(async () => {
+  await server?.stop();
+  temp.cleanup();
+});
+
+/** Sends a request with exactly these header lines; resolves with the status and body. */
+function send(headers: string[], body = initializeBody()): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: "127.0.0.1", port: server.port });
+    let text = "";
+    socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
+    socket.on("close", () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.split("\r\n\r\n").slice(1).join("") }));
+    socket.on("error", reject);
+    const head = ["POST /mcp HTTP/1.1", ...headers, "Content-Type: application/json", "Accept: application/json, text/event-stream", "Connection: close", `Content-Length: ${Buffer.byteLength(body)}`];
+    socket.end(`${head.join("\r\n")}\r\n\r\n${body}`);
+  });
+}
+
+describe("duplicated headers", () => {
+  const host = () => `Host: 127.0.0.1:${server.port}`;
+
+  it.each([
+    ["a good key, then a bad one", () => [host(), `Authorization: Bearer ${key.key}`, "Authorization: Bearer kw_nope"]],
+    ["a bad key, then a good one", () => [host(), "Authorization: Bearer kw_nope", `Authorization: Bearer ${key.key}`]],
+    ["the same key twice", () => [host(), `Authorization: Bearer ${key.key}`, `Authorization: Bearer ${key.key}`]],
+    ["two Host headers", () => [host(), "Host: evil.example", `Authorization: Bearer ${key.key}`]],
+    ["two session ids", () => [host(), `Authorization: Bearer ${key.key}`, "Mcp-Session-Id: a", "Mcp-Session-Id: b"]],
+  ])("%s: 400, and no session", async (_name, headers) => {
+    const answer = await send(headers());
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { message: expect.stringMatching(/appears more than once/) } });
+  });
+
+  it("a single Host and Authorization still work", async () => {
+    const answer = await send([host(), `Authorization: Bearer ${key.key}`]);
+    expect(answer.status).toBe(200);
+  });
+});
