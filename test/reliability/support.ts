@@ -256,3 +256,51 @@ export async function connectHttp(url: string, key: string, userAgent = "keyward
   await client.connect(transport);
   return { client, transport };
 }
+
+export interface RawExchange {
+  /** The status of the first response, or null when the server closed without one. */
+  status: number | null;
+  /** Everything the server sent, as latin1 text. */
+  text: string;
+  /** True when nothing came back within the timeout: a hang. */
+  timedOut: boolean;
+  ms: number;
+}
+
+/**
+ * Sends bytes exactly as given over a fresh TCP connection (headers, framing and all) and reads
+ * until the server closes the connection or `timeoutMs` passes. `halfClose` ends the sending side
+ * after the payload, as a client that died mid-request would.
+ */
+export async function rawExchange(
+  port: number,
+  payload: string | Buffer,
+  options: { halfClose?: boolean; timeoutMs?: number } = {},
+): Promise<RawExchange> {
+  const { createConnection } = await import("node:net");
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (timedOut: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString("latin1");
+      const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      resolve({ status: match ? Number(match[1]) : null, text, timedOut, ms: performance.now() - started });
+    };
+    const timer = setTimeout(() => finish(true), options.timeoutMs ?? 10_000);
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => finish(false));
+    socket.on("close", () => finish(false));
+    socket.on("error", () => finish(false));
+    socket.on("connect", () => {
+      socket.write(payload, () => {
+        if (options.halfClose) socket.end();
+      });
+    });
+  });
+}
