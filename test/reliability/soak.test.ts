@@ -17,7 +17,8 @@ import { call, connectHttp, mintKeys, residentKb, sleep, type ToolOutcome } from
 
 const SECONDS = Number(process.env.KEYWARDEN_SOAK_SECONDS ?? 60);
 const CLIENTS = 16;
-const WARMUP_SECONDS = Math.min(10, Math.max(2, Math.round(SECONDS / 6)));
+// A quarter of the run, at most 20 s: long enough for the allocator to settle (the heap itself is flat from the start).
+const WARMUP_SECONDS = Math.min(20, Math.max(2, Math.round(SECONDS / 4)));
 const temp = makeTempDir();
 let server: HttpServerProcess | undefined;
 afterAll(async () => {
