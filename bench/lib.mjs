@@ -1,5 +1,5 @@
 // Shared helpers for the benchmarks: statistics, temp dirs, spawning the built binary.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,4 +122,70 @@ export async function bulkLoad(path, count, { users = 1000, sampleSize = 20_000 
 export function residentBytes(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
+}
+
+/** Spawns a server process and resolves with the first JSON object it prints that has a `url` (stdout or stderr). */
+export function spawnServer(args, env = cleanEnv()) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error(`${args.join(" ")} did not start within 20 s`)), 20_000);
+    const fail = (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(error);
+    };
+    const watch = (stream) => {
+      let buffer = "";
+      stream.on("data", (chunk) => {
+        buffer += chunk.toString("utf8");
+        for (let newline = buffer.indexOf("\n"); newline >= 0; newline = buffer.indexOf("\n")) {
+          const line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + 1);
+          let message;
+          try {
+            message = JSON.parse(line);
+          } catch {
+            continue;
+          }
+          if (!settled && typeof message.url === "string") {
+            settled = true;
+            clearTimeout(timer);
+            const stop = () =>
+              new Promise((done) => {
+                child.once("exit", done);
+                child.kill("SIGTERM");
+              });
+            resolve({ url: message.url, pid: child.pid, stop });
+          }
+        }
+      });
+    };
+    watch(child.stdout);
+    watch(child.stderr);
+    child.on("exit", (code) => fail(new Error(`${args.join(" ")} exited with ${code} before listening`)));
+  });
+}
+
+/** Mints a key with the CLI's admin command and returns its token. */
+export function mintKey(db, name, scopes) {
+  const result = spawnSync(process.execPath, [CLI, "admin", "create-key", "--db", db, "--name", name, "--scopes", scopes, "--json"], {
+    env: cleanEnv(),
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`admin create-key failed: ${result.stderr}`);
+  return JSON.parse(result.stdout).key;
+}
+
+/** mulberry32: a seeded, full-period 32-bit generator in integer arithmetic (a float LCG loses precision and repeats early). */
+export function seededRandom(seed) {
+  let state = seed | 0;
+  return () => {
+    let t = (state = (state + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
 }

@@ -187,7 +187,15 @@ export type KeyAuthentication =
 
 export type AuthenticationRefusal = Extract<KeyAuthentication, { ok: false }>;
 
-const USER_AGENT_MAX_LENGTH = 256;
+/** The longest user agent kept, in last use and in the audit log; the rest of a longer one is cut. */
+export const USER_AGENT_MAX_LENGTH = 256;
+
+/** A user agent cut to USER_AGENT_MAX_LENGTH UTF-16 units, never through the middle of a surrogate pair. */
+export function capUserAgent(userAgent: string | null): string | null {
+  if (userAgent === null || userAgent.length <= USER_AGENT_MAX_LENGTH) return userAgent;
+  const highSurrogateLast = (userAgent.charCodeAt(USER_AGENT_MAX_LENGTH - 1) & 0xfc00) === 0xd800;
+  return userAgent.slice(0, highSurrogateLast ? USER_AGENT_MAX_LENGTH - 1 : USER_AGENT_MAX_LENGTH);
+}
 
 export interface WhoAmI {
   user_id: string;
@@ -533,12 +541,26 @@ export class KeyService {
     const parsed = parseToken(token, this.config.keyBrand);
     if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
 
-    const row = await this.store.getKeyByPrefix(parsed.keyPrefix);
+    const row = await this.store.findKeyForVerification(parsed.keyPrefix);
     const hash = this.hasher.hash(token, row?.hash_algorithm);
     const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
     if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
 
-    const known = {
+    const now = this.clock();
+    const code: VerifyCode =
+      row.revoked_at !== null
+        ? "revoked"
+        : row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()
+          ? "expired"
+          : required.every((scope) => row.scopes.includes(scope))
+            ? "valid"
+            : "insufficient_scope";
+    if (code === "valid") {
+      await this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+    }
+    return {
+      valid: code === "valid",
+      code,
       key_id: row.id,
       key_prefix: row.key_prefix,
       user_id: row.user_id,
@@ -547,14 +569,6 @@ export class KeyService {
       scopes: [...row.scopes],
       expires_at: row.expires_at,
     };
-    const now = this.clock();
-    if (row.revoked_at !== null) return { valid: false, code: "revoked", ...known };
-    if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return { valid: false, code: "expired", ...known };
-    const held = new Set(row.scopes);
-    if (!required.every((scope) => held.has(scope))) return { valid: false, code: "insufficient_scope", ...known };
-
-    await this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
-    return { valid: true, code: "valid", ...known };
   }
 
   /**
@@ -610,7 +624,7 @@ export class KeyService {
       detail: {
         reason: refusal.reason,
         key_prefix: refusal.keyPrefix,
-        user_agent: origin.userAgent === null ? null : origin.userAgent.slice(0, USER_AGENT_MAX_LENGTH),
+        user_agent: capUserAgent(origin.userAgent),
         ...detail,
       },
     });
@@ -627,9 +641,13 @@ export class KeyService {
     await this.store.ping();
   }
 
-  /** The one path by which last use is recorded (see KeyUseRecorder). */
+  /**
+   * The one path by which last use is recorded (see KeyUseRecorder). The user agent is capped here,
+   * once, so neither a recorder's pending uses nor the stored rows hold a huge header.
+   */
   async recordKeyUse(keyId: string, use: KeyUse): Promise<void> {
-    await this.useRecorder.record(keyId, use);
+    const userAgent = capUserAgent(use.userAgent);
+    await this.useRecorder.record(keyId, userAgent === use.userAgent ? use : { ...use, userAgent });
   }
 
   async whoami(principal: Principal): Promise<WhoAmI> {

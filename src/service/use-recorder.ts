@@ -4,18 +4,29 @@ import type { KeyUseRecorder } from "./service.js";
 export interface CoalescingUseRecorderOptions {
   /** How long a use may wait before it is written; uses of one key in between collapse into the latest. */
   intervalMs?: number;
+  /**
+   * Uses written per store transaction. A flush writes its batch in chunks of this size and lets the
+   * event loop run between them, so a flush of many distinct keys never blocks it for long.
+   */
+  chunkSize?: number;
   /** A failed write: its uses stay pending and are tried again at the next flush. */
   onError?: (error: unknown) => void;
 }
 
+export const DEFAULT_USE_CHUNK_SIZE = 2000;
+
+const byKeyId = (a: readonly [string, KeyUse], b: readonly [string, KeyUse]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
 /**
  * Records last use without a synchronous database write per request: the latest use of each key
- * waits in memory and is written, for all keys in one transaction, at most `intervalMs` later.
- * `close()` writes whatever is pending; the HTTP server calls it on shutdown.
+ * waits in memory and is written at most `intervalMs` later, `chunkSize` keys per transaction with
+ * the event loop free in between. `close()` writes whatever is pending; the servers call it on
+ * shutdown.
  */
 export class CoalescingUseRecorder implements KeyUseRecorder {
   private readonly pending = new Map<string, KeyUse>();
   private readonly intervalMs: number;
+  private readonly chunkSize: number;
   private readonly onError: (error: unknown) => void;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
@@ -26,6 +37,7 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
     options: CoalescingUseRecorderOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? 1000;
+    this.chunkSize = Math.max(1, Math.floor(options.chunkSize ?? DEFAULT_USE_CHUNK_SIZE));
     this.onError = options.onError ?? (() => undefined);
   }
 
@@ -35,13 +47,7 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
       return;
     }
     this.keepLatest(keyId, use);
-    if (this.timer === null) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        void this.flush().catch(this.onError);
-      }, this.intervalMs);
-      this.timer.unref();
-    }
+    this.schedule();
   }
 
   /** Uses not yet written. */
@@ -49,16 +55,28 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
     return this.pending.size;
   }
 
-  /** Writes every pending use now; resolves once they are in the store. */
+  /**
+   * Writes every pending use now, in chunks, yielding to the event loop between them; resolves once
+   * they are all in the store. Uses recorded meanwhile wait for the next flush. When a chunk fails,
+   * it and every chunk after it go back to pending (an older use never displaces a newer one there)
+   * and the flush rejects: the next flush tries them again.
+   */
   flush(): Promise<void> {
-    const batch = [...this.pending];
+    // In key order, each chunk updates one contiguous range of the store's key_usage rows: the
+    // chunks together touch each page about once, as one big transaction would. In arrival order
+    // every chunk would rewrite pages all over the table (measured: 3x the total time).
+    const batch = [...this.pending].sort(byKeyId);
     this.pending.clear();
     const write = this.writing.then(async () => {
-      try {
-        await this.store.recordKeyUses(batch);
-      } catch (error) {
-        for (const [keyId, use] of batch) this.keepLatest(keyId, use);
-        throw error;
+      for (let from = 0; from < batch.length; from += this.chunkSize) {
+        if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        try {
+          await this.store.recordKeyUses(batch.slice(from, from + this.chunkSize));
+        } catch (error) {
+          for (let i = from; i < batch.length; i++) this.keepLatest(batch[i]![0], batch[i]![1]);
+          if (!this.closed) this.schedule(); // tried again an interval later, even if no use comes in
+          throw error;
+        }
       }
     });
     this.writing = write.catch(() => undefined);
@@ -71,6 +89,15 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.flush();
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush().catch(this.onError);
+    }, this.intervalMs);
+    this.timer.unref();
   }
 
   private keepLatest(keyId: string, use: KeyUse): void {

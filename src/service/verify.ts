@@ -22,13 +22,21 @@ export interface VerifyApiKeyOptions extends VerifyOptions {
  */
 export function verifyApiKey(verifier: KeyService | KeyStore, token: string, options: VerifyApiKeyOptions = {}): Promise<VerifyResult> {
   const { pepper, keyBrand, ...verifyOptions } = options;
-  const service =
-    verifier instanceof KeyService
-      ? verifier
-      : new KeyService({
-          store: verifier,
-          pepper,
-          config: { ...DEFAULT_SERVICE_CONFIG, keyBrand: keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand },
-        });
+  const service = verifier instanceof KeyService ? verifier : serviceFor(verifier, pepper, keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
   return service.verifyApiKey(token, verifyOptions);
+}
+
+/** One service per store and settings: verification is a hot path, so nothing is rebuilt per call. */
+const servicesByStore = new WeakMap<KeyStore, Map<string, KeyService>>();
+
+function serviceFor(store: KeyStore, pepper: string | undefined, keyBrand: string): KeyService {
+  let services = servicesByStore.get(store);
+  if (!services) servicesByStore.set(store, (services = new Map()));
+  const settings = JSON.stringify([pepper ?? null, keyBrand]);
+  let service = services.get(settings);
+  if (!service) {
+    service = new KeyService({ store, pepper, config: { ...DEFAULT_SERVICE_CONFIG, keyBrand } });
+    services.set(settings, service);
+  }
+  return service;
 }

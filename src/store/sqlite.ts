@@ -25,6 +25,7 @@ import type {
   UpdateKeyRequest,
   UpdateKeyResult,
   UserRow,
+  VerifiableKey,
 } from "./types.js";
 
 export const DEFAULT_ORGANIZATION_NAME = "default";
@@ -47,6 +48,7 @@ interface ApiKeyDbRow extends Omit<ApiKeyRow, "scopes" | "key_hash" | "hash_algo
   key_hash: Buffer;
   hash_algorithm: string;
 }
+type VerifiableKeyDbRow = Omit<VerifiableKey, "scopes" | "hash_algorithm"> & { scopes: string; hash_algorithm: string };
 interface ProjectDbRow extends Omit<ProjectRow, "default_scopes"> {
   default_scopes: string;
 }
@@ -69,6 +71,16 @@ const STATUS_CONDITION: Record<KeyStatusFilter, string> = {
 const DETAILED_FIELDS = new Set(["name", "scopes", "expires_at"]);
 
 const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * A whole key row: api_keys with its last use from key_usage (null when never used), in the
+ * column order of ApiKeyRow. Every reader of a whole key selects this; verification does not.
+ * Column names are unique across the two tables, so conditions may name them unqualified.
+ */
+const KEY_ROW_SELECT = `SELECT api_keys.id, organization_id, user_id, project_id, name, description, key_prefix, key_hash,
+    hash_algorithm, scopes, created_at, created_by_user_id, created_by_key_id, expires_at,
+    last_used_at, last_used_ip, last_used_user_agent, revoked_at, revoked_reason, rotated_from, replaced_by
+  FROM api_keys LEFT JOIN key_usage ON key_usage.key_id = api_keys.id`;
 
 function toApiKeyRow(row: ApiKeyDbRow): ApiKeyRow {
   return {
@@ -164,16 +176,21 @@ export class SqliteKeyStore implements KeyStore {
       countActiveKeys: db.prepare<{ user_id: string; now: string }, { n: number }>(
         `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND replaced_by IS NULL AND ${ACTIVE_AT}`,
       ),
+      // A new key has never been used: its last use is the absence of a key_usage row.
       insertKey: db.prepare(
         `INSERT INTO api_keys (id, organization_id, user_id, project_id, name, description, key_prefix, key_hash,
-           hash_algorithm, scopes, created_at, created_by_user_id, created_by_key_id, expires_at, last_used_at,
-           last_used_ip, last_used_user_agent, revoked_at, revoked_reason, rotated_from, replaced_by)
+           hash_algorithm, scopes, created_at, created_by_user_id, created_by_key_id, expires_at, revoked_at,
+           revoked_reason, rotated_from, replaced_by)
          VALUES (@id, @organization_id, @user_id, @project_id, @name, @description, @key_prefix, @key_hash,
-           @hash_algorithm, @scopes, @created_at, @created_by_user_id, @created_by_key_id, @expires_at, @last_used_at,
-           @last_used_ip, @last_used_user_agent, @revoked_at, @revoked_reason, @rotated_from, @replaced_by)`,
+           @hash_algorithm, @scopes, @created_at, @created_by_user_id, @created_by_key_id, @expires_at, @revoked_at,
+           @revoked_reason, @rotated_from, @replaced_by)`,
       ),
-      keyById: db.prepare<[string], ApiKeyDbRow>("SELECT * FROM api_keys WHERE id = ?"),
-      keyByPrefix: db.prepare<[string], ApiKeyDbRow>("SELECT * FROM api_keys WHERE key_prefix = ?"),
+      keyById: db.prepare<[string], ApiKeyDbRow>(`${KEY_ROW_SELECT} WHERE api_keys.id = ?`),
+      keyByPrefix: db.prepare<[string], ApiKeyDbRow>(`${KEY_ROW_SELECT} WHERE key_prefix = ?`),
+      verifiableKeyByPrefix: db.prepare<[string], VerifiableKeyDbRow>(
+        `SELECT id, organization_id, user_id, project_id, key_prefix, key_hash, hash_algorithm, scopes, expires_at, revoked_at
+         FROM api_keys WHERE key_prefix = ?`,
+      ),
       insertEvent: db.prepare(
         `INSERT INTO key_events (id, organization_id, key_id, event_type, actor_user_id, actor_key_id, transport,
            client_address, occurred_at, detail)
@@ -192,9 +209,12 @@ export class SqliteKeyStore implements KeyStore {
       ),
       revokeKey: db.prepare("UPDATE api_keys SET revoked_at = @revoked_at, revoked_reason = @revoked_reason WHERE id = @id"),
       ping: db.prepare("SELECT count(*) AS n FROM organizations"),
+      // Newer wins: a use no later than the stored one changes nothing (equal times: the later write).
       recordKeyUse: db.prepare(
-        `UPDATE api_keys SET last_used_at = @at, last_used_ip = @ip, last_used_user_agent = @user_agent
-         WHERE id = @id AND (last_used_at IS NULL OR last_used_at <= @at)`,
+        `INSERT INTO key_usage (key_id, last_used_at, last_used_ip, last_used_user_agent) VALUES (@id, @at, @ip, @user_agent)
+         ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at, last_used_ip = excluded.last_used_ip,
+           last_used_user_agent = excluded.last_used_user_agent
+         WHERE excluded.last_used_at >= key_usage.last_used_at`,
       ),
     };
   }
@@ -280,6 +300,37 @@ export class SqliteKeyStore implements KeyStore {
     return row ? toApiKeyRow(row) : null;
   }
 
+  async findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null> {
+    const row = this.statements.verifiableKeyByPrefix.get(keyPrefix);
+    if (!row) return null;
+    // Every verification runs this: an explicit literal (no spread), the hash Buffer as it is (a
+    // Buffer is a Uint8Array), and scope lists parsed once per distinct list.
+    return {
+      id: row.id,
+      organization_id: row.organization_id,
+      user_id: row.user_id,
+      project_id: row.project_id,
+      key_prefix: row.key_prefix,
+      key_hash: row.key_hash,
+      hash_algorithm: row.hash_algorithm as HashAlgorithm,
+      scopes: this.parseScopes(row.scopes),
+      expires_at: row.expires_at,
+      revoked_at: row.revoked_at,
+    };
+  }
+
+  /** Few distinct scope lists exist (project and user defaults), so their parses are memoised, boundedly. */
+  private readonly scopeLists = new Map<string, readonly string[]>();
+  private parseScopes(json: string): string[] {
+    let scopes = this.scopeLists.get(json);
+    if (scopes === undefined) {
+      scopes = Object.freeze(JSON.parse(json) as string[]);
+      if (this.scopeLists.size >= 1024) this.scopeLists.clear();
+      this.scopeLists.set(json, scopes);
+    }
+    return scopes as string[];
+  }
+
   async countActiveKeys(userId: string, now: string): Promise<number> {
     return this.statements.countActiveKeys.get({ user_id: userId, now })!.n;
   }
@@ -290,12 +341,12 @@ export class SqliteKeyStore implements KeyStore {
     const after = query.after !== null;
     const statement = this.listStatement(`keys:${byUser}:${byProject}:${after}:${query.status}`, () =>
       [
-        "SELECT * FROM api_keys WHERE organization_id = @organization_id",
+        `${KEY_ROW_SELECT} WHERE organization_id = @organization_id`,
         byUser ? "AND user_id = @user_id" : "",
         byProject ? "AND project_id = @project_id" : "",
         `AND (${STATUS_CONDITION[query.status]})`,
-        after ? "AND (created_at, id) > (@after_at, @after_id)" : "",
-        "ORDER BY created_at, id LIMIT @limit",
+        after ? "AND (created_at, api_keys.id) > (@after_at, @after_id)" : "",
+        "ORDER BY created_at, api_keys.id LIMIT @limit",
       ].join(" "),
     );
     const params: Record<string, unknown> = { organization_id: query.organizationId, limit: query.limit };
@@ -427,14 +478,27 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async recordKeyUse(id: string, use: KeyUse): Promise<void> {
-    this.statements.recordKeyUse.run({ id, at: use.at, ip: use.ip, user_agent: use.userAgent });
+    this.writeKeyUse(id, use);
   }
 
+  /** One transaction, however many uses: callers that must not block for long pass them in chunks. */
   async recordKeyUses(uses: readonly (readonly [id: string, use: KeyUse])[]): Promise<void> {
     if (uses.length === 0) return;
     this.db.transaction(() => {
-      for (const [id, use] of uses) this.statements.recordKeyUse.run({ id, at: use.at, ip: use.ip, user_agent: use.userAgent });
+      for (const [id, use] of uses) this.writeKeyUse(id, use);
     })();
+  }
+
+  /**
+   * A use of a key that does not exist fails key_usage's foreign key; it is dropped, as the old
+   * UPDATE of api_keys dropped it, rather than failing (and forever re-queueing) a whole batch.
+   */
+  private writeKeyUse(id: string, use: KeyUse): void {
+    try {
+      this.statements.recordKeyUse.run({ id, at: use.at, ip: use.ip, user_agent: use.userAgent });
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "SQLITE_CONSTRAINT_FOREIGNKEY") throw error;
+    }
   }
 
   async listKeyEvents(query: ListEventsQuery): Promise<KeyEventEntry[]> {

@@ -50,6 +50,12 @@ export interface ApiKeyRow {
   replaced_by: string | null;
 }
 
+/** What verification needs of a key, and no more: read on every verify, so kept narrow. */
+export type VerifiableKey = Pick<
+  ApiKeyRow,
+  "id" | "organization_id" | "user_id" | "project_id" | "key_prefix" | "key_hash" | "hash_algorithm" | "scopes" | "expires_at" | "revoked_at"
+>;
+
 export interface KeyEventRow {
   id: string;
   organization_id: string | null;
@@ -221,6 +227,8 @@ export interface KeyStore {
   insertKey(request: InsertKeyRequest): Promise<InsertKeyResult>;
   getKeyById(id: string): Promise<ApiKeyRow | null>;
   getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null>;
+  /** The hot path of verification: only the columns a verification reads, by prefix. */
+  findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null>;
   /** Active keys (not revoked, not expired at `now`, not replaced by a rotation) the user holds. */
   countActiveKeys(userId: string, now: string): Promise<number>;
   /** Keys in (created_at, id) order, after `query.after`, at most `query.limit` of them. */
@@ -236,7 +244,7 @@ export interface KeyStore {
   rotateKey(request: RotateKeyRequest): Promise<RotateKeyResult>;
   /** Sets revoked_at and the reason once, with the event; a second call changes nothing. */
   revokeKey(request: RevokeKeyRequest): Promise<RevokeKeyResult>;
-  /** Records a successful use; an older use never overwrites a newer one. */
+  /** Records a successful use; an older use never overwrites a newer one; a use of an unknown key is ignored. */
   recordKeyUse(id: string, use: KeyUse): Promise<void>;
   /** Records many uses in one write transaction, each as recordKeyUse would. */
   recordKeyUses(uses: readonly (readonly [id: string, use: KeyUse])[]): Promise<void>;

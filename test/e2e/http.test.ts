@@ -241,7 +241,7 @@ describe("keywarden serve: the authentication and authorization matrix over real
     let row: { last_used_at: string | null; last_used_ip: string | null; last_used_user_agent: string | null } | undefined;
     for (let attempt = 0; attempt < 50; attempt++) {
       const check = new Database(db, { readonly: true });
-      row = check.prepare("SELECT last_used_at, last_used_ip, last_used_user_agent FROM api_keys WHERE id = ?").get(keys.reader.id) as typeof row;
+      row = check.prepare("SELECT last_used_at, last_used_ip, last_used_user_agent FROM key_usage WHERE key_id = ?").get(keys.reader.id) as typeof row;
       check.close();
       if (row?.last_used_user_agent === "last-use-probe/2.0") break;
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -477,7 +477,7 @@ describe("keywarden serve: shutdown and start-up", () => {
     expect(server.stderr()).toContain('"why":"shutdown"');
     expect(existsSync(`${db}-wal`)).toBe(false); // closed cleanly: the WAL was checkpointed away
     const check = new Database(db, { readonly: true });
-    const row = check.prepare("SELECT last_used_ip, last_used_user_agent FROM api_keys WHERE id = ?").get(key.id);
+    const row = check.prepare("SELECT last_used_ip, last_used_user_agent FROM key_usage WHERE key_id = ?").get(key.id);
     check.close();
     expect(row).toStrictEqual({ last_used_ip: "127.0.0.1", last_used_user_agent: "shutdown-probe/1.0" });
   });

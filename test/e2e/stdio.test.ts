@@ -73,9 +73,9 @@ describe("keywarden over stdio (spawned binary)", () => {
     await server.close();
     await new Promise((resolve) => setTimeout(resolve, 300));
     const check = new Database(db, { readonly: true });
-    const row = check.prepare("SELECT last_used_at FROM api_keys WHERE id = ?").get(id) as { last_used_at: string | null };
+    const row = check.prepare("SELECT last_used_at FROM key_usage WHERE key_id = ?").get(id) as { last_used_at: string } | undefined;
     check.close();
-    expect(row.last_used_at).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    expect(row?.last_used_at).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });
 
   it("makes project-scoped keys after admin create-project, by slug", async () => {

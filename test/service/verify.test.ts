@@ -45,14 +45,14 @@ describe("KeyService.verifyApiKey", () => {
     expect(calls).toEqual([]);
 
     expect((await service.verifyApiKey(token)).code).toBe("valid");
-    expect(calls).toEqual(["getKeyByPrefix", "recordKeyUse"]);
+    expect(calls).toEqual(["findKeyForVerification", "recordKeyUse"]);
   });
 
   it("looks up an unknown well-formed token once and records nothing", async () => {
     const { store, calls } = countingStore(harness.store);
     const service = new KeyService({ store, pepper: PEPPER });
     expect((await service.verifyApiKey(generateToken().token)).code).toBe("not_found");
-    expect(calls).toEqual(["getKeyByPrefix"]);
+    expect(calls).toEqual(["findKeyForVerification"]);
   });
 
   it("hashes with each row's own algorithm: a key from before the pepper still verifies", async () => {

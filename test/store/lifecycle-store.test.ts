@@ -30,7 +30,7 @@ describe("schema v2", () => {
 
       const store = SqliteKeyStore.open({ path });
       try {
-        expect(store.db.pragma("user_version", { simple: true })).toBe(2);
+        expect(store.db.pragma("user_version", { simple: true })).toBe(loadMigrations().length);
         expect((await store.listEvents("key_1")).map((event) => event.id)).toEqual(["evt_1"]);
         const indexColumns = (name: string) =>
           store.db.prepare<[], { name: string }>(`PRAGMA index_info(${name})`).all().map((column) => column.name);

@@ -2,20 +2,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ApiKeyRecord } from "../../src/service/records.js";
 import { KeyService } from "../../src/service/service.js";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
+import type { CreatedApiKey } from "../../src/service/service.js";
 import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, DAY_MS, errorKeys, expectNoSecrets, openWorld, type World } from "../helpers/lifecycle.js";
 
-interface Created {
-  id: string;
-  project_id: string | null;
-  user_id: string;
-  name: string;
-  key: string;
-  key_prefix: string;
-  expires_at: string | null;
-  created_at: string;
-  scopes: string[];
-}
+type Created = CreatedApiKey;
 interface Rotated extends Created {
   previous_key_id: string;
   previous_key_expires_at: string;

@@ -1,3 +1,4 @@
+import type { VerifyResult } from "../../src/service/service.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomBase62 } from "../../src/keys/base62.js";
 import { checksumOf, generateToken } from "../../src/keys/token.js";
@@ -12,17 +13,7 @@ interface Created {
   expires_at: string | null;
   project_id: string | null;
 }
-interface Verified {
-  valid: boolean;
-  code: string;
-  key_id: string | null;
-  key_prefix: string | null;
-  user_id: string | null;
-  organization_id: string | null;
-  project_id: string | null;
-  scopes: string[] | null;
-  expires_at: string | null;
-}
+type Verified = VerifyResult;
 
 const UNKNOWN = { key_id: null, key_prefix: null, user_id: null, organization_id: null, project_id: null, scopes: null, expires_at: null };
 
