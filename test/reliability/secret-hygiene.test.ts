@@ -18,18 +18,18 @@ const MINTS = Number(process.env.KEYWARDEN_HYGIENE_MINTS ?? 500);
 const temp = makeTempDir();
 afterAll(() => temp.cleanup());
 
-/** Everything the database holds outside the hash column, as text: events whole, keys without key_hash. */
-function rowsAsText(dbPath: string): { events: string; keys: string; eventCount: number; eventTypes: string[] } {
+/** Every row of every table as text (api_keys without its key_hash column), and the event types seen. */
+function rowsAsText(dbPath: string): { tables: Record<string, string>; eventCount: number; eventTypes: string[] } {
   const db = new Database(dbPath, { readonly: true });
   try {
-    const events = db.prepare("SELECT * FROM key_events").all() as { event_type: string }[];
-    const keys = db.prepare("SELECT * FROM api_keys").all().map((row) => ({ ...(row as Record<string, unknown>), key_hash: undefined }));
-    return {
-      events: JSON.stringify(events),
-      keys: JSON.stringify(keys),
-      eventCount: events.length,
-      eventTypes: [...new Set(events.map((event) => event.event_type))].sort(),
-    };
+    const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((row) => row.name);
+    const tables: Record<string, string> = {};
+    for (const name of names) {
+      const rows = db.prepare(`SELECT * FROM "${name}"`).all() as Record<string, unknown>[];
+      tables[name] = JSON.stringify(rows.map((row) => ({ ...row, key_hash: undefined })));
+    }
+    const events = db.prepare("SELECT event_type FROM key_events").all() as { event_type: string }[];
+    return { tables, eventCount: events.length, eventTypes: [...new Set(events.map((event) => event.event_type))].sort() };
   } finally {
     db.close();
   }
@@ -132,8 +132,9 @@ describe("secret hygiene", () => {
       const rows = rowsAsText(dbPath);
       expect(rows.eventCount).toBeGreaterThanOrEqual(MINTS * 4);
       expect(rows.eventTypes).toEqual(expect.arrayContaining(["auth.failed", "key.created", "key.revoked", "key.rotated", "key.updated"]));
-      expectClean(scanner, "key_events rows", rows.events);
-      expectClean(scanner, "api_keys rows (but key_hash)", rows.keys);
+      expect(Object.keys(rows.tables)).toEqual(expect.arrayContaining(["api_keys", "key_events", "users"]));
+      for (const [table, text] of Object.entries(rows.tables)) expectClean(scanner, `${table} rows (api_keys without key_hash)`, text);
+      expect(rows.tables.key_events).not.toMatch(/key_hash|"hash"/);
 
       await httpTransport.terminateSession().catch(() => undefined);
       await httpClient.close();
