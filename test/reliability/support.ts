@@ -1,0 +1,306 @@
+// Shared pieces of the reliability suite: spawning the built binary with a handle on its process,
+// calling tools without throwing, and scanning bytes for any trace of a secret.
+import { existsSync, readFileSync } from "node:fs";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { createTokenHasher } from "../../src/keys/hash.js";
+import { secretOf } from "../helpers/harness.js";
+import { CLI, assertBuilt, cleanEnv } from "../helpers/spawn.js";
+
+export { CLI, assertBuilt, cleanEnv };
+
+export interface StdioChild {
+  client: Client;
+  /** The server process id (for SIGKILL and /proc). */
+  pid: number;
+  /** Resolves once the server process has gone, however it went. */
+  exited: Promise<void>;
+  connected: Promise<void>;
+  stderr: () => string;
+  kill: (signal?: NodeJS.Signals) => void;
+  close: () => Promise<void>;
+}
+
+/**
+ * Spawns `node dist/cli.js <args>` over stdio and starts connecting a real MCP client to it. The
+ * process exists (pid known) when this returns; `connected` says when the MCP handshake is done.
+ */
+export function spawnChild(args: string[], env: Record<string, string> = {}): StdioChild {
+  assertBuilt();
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, ...args], env: cleanEnv(env), stderr: "pipe" });
+  let stderr = "";
+  transport.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const client = new Client({ name: "keywarden-reliability", version: "0" });
+  let onExit!: () => void;
+  const exited = new Promise<void>((resolve) => (onExit = resolve));
+  // Protocol.connect runs synchronously up to transport.start(), which spawns the process.
+  const connected = client.connect(transport);
+  connected.catch(() => undefined);
+  const previous = transport.onclose;
+  transport.onclose = () => {
+    previous?.();
+    onExit();
+  };
+  const pid = transport.pid;
+  if (pid === null) throw new Error("the server process did not start");
+  return {
+    client,
+    pid,
+    exited,
+    connected,
+    stderr: () => stderr,
+    kill: (signal = "SIGKILL") => {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    },
+    close: async () => {
+      await client.close().catch(() => undefined);
+    },
+  };
+}
+
+export interface ToolOutcome {
+  ok: boolean;
+  /** structuredContent on success, the error body on failure. */
+  body: Record<string, unknown>;
+  /** The error code on failure. */
+  code: string | null;
+  /** The whole result as the client received it, serialized. */
+  raw: string;
+}
+
+/** Calls a tool; a tool error is an outcome, not an exception (transport failures still throw). */
+export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<ToolOutcome> {
+  const result = await client.callTool({ name, arguments: args }, undefined, { timeout: 60_000 });
+  const raw = JSON.stringify(result);
+  if (result.isError) {
+    const text = (result.content as { type: string; text: string }[])[0]?.text ?? "";
+    const body = JSON.parse(text) as { error: { code: string } };
+    return { ok: false, body: body.error as unknown as Record<string, unknown>, code: body.error.code, raw };
+  }
+  return { ok: true, body: result.structuredContent as Record<string, unknown>, code: null, raw };
+}
+
+/** Calls a tool that must succeed. */
+export async function callOk<T = Record<string, unknown>>(client: Client, name: string, args: Record<string, unknown> = {}): Promise<T> {
+  const outcome = await call(client, name, args);
+  if (!outcome.ok) throw new Error(`${name} failed: ${outcome.raw}`);
+  return outcome.body as T;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+export async function pool<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]!, index);
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * Finds secrets in text or bytes. Every window of a needle (12 characters of a secret, 16 of a
+ * base64 hash, 24 of a hex hash) is indexed, so a leak of any part that long is found, not only of
+ * the whole secret, and a scan costs one pass over the haystack per window length, whatever the
+ * number of needles. 12 base62 characters are about 71 bits: no false positive in practice.
+ */
+export class SecretScanner {
+  static readonly SECRET_WINDOW = 12;
+  private readonly byWindow = new Map<number, Map<string, string>>();
+  private needles = 0;
+
+  /** Adds a needle: its label says what it was (for the failure message). */
+  add(needle: string, label: string, window = SecretScanner.SECRET_WINDOW): void {
+    if (needle.length < window) throw new Error(`needle shorter than ${window}: ${label}`);
+    let windows = this.byWindow.get(window);
+    if (!windows) this.byWindow.set(window, (windows = new Map()));
+    for (let i = 0; i + window <= needle.length; i++) windows.set(needle.slice(i, i + window), label);
+    this.needles++;
+  }
+
+  /**
+   * Adds a token's secret part (secret + checksum), and, when `withHashes`, its stored hash in hex,
+   * base64 and base64url (plain SHA-256 and, with a pepper, the HMAC): a hash belongs in the
+   * database's hash column and nowhere else.
+   */
+  addToken(token: string, options: { pepper?: string; withHashes?: boolean } = {}): void {
+    this.add(secretOf(token), `secret of ${token.slice(0, 15)}…`);
+    if (!options.withHashes) return;
+    const hashers = [createTokenHasher(), ...(options.pepper ? [createTokenHasher(options.pepper)] : [])];
+    for (const hasher of hashers) {
+      const hash = Buffer.from(hasher.hash(token));
+      this.add(hash.toString("hex"), `hex hash of ${token.slice(0, 15)}…`, 24);
+      this.add(hash.toString("base64"), `base64 hash of ${token.slice(0, 15)}…`, 16);
+      this.add(hash.toString("base64url"), `base64url hash of ${token.slice(0, 15)}…`, 16);
+    }
+  }
+
+  get size(): number {
+    return this.needles;
+  }
+
+  /** Every distinct needle label found in the haystack (an empty array: nothing leaked). */
+  scan(haystack: string | Buffer): string[] {
+    const text = typeof haystack === "string" ? haystack : haystack.toString("latin1");
+    const found = new Set<string>();
+    const shortest = Math.min(...this.byWindow.keys());
+    // Runs of characters a secret, a hex or a base64 hash can be made of; windows inside each run.
+    const run = new RegExp(`[A-Za-z0-9+/=_-]{${shortest},}`, "g");
+    for (let match = run.exec(text); match !== null; match = run.exec(text)) {
+      const s = match[0];
+      for (const [window, windows] of this.byWindow) {
+        for (let i = 0; i + window <= s.length; i++) {
+          const label = windows.get(s.slice(i, i + window));
+          if (label !== undefined) found.add(label);
+        }
+      }
+    }
+    return [...found];
+  }
+}
+
+/** The database file and its WAL and shared-memory index, as they are on disk right now. */
+export function databaseFiles(dbPath: string): { file: string; bytes: Buffer }[] {
+  return [dbPath, `${dbPath}-wal`, `${dbPath}-shm`].filter(existsSync).map((file) => ({ file, bytes: readFileSync(file) }));
+}
+
+/** Resident memory of a process in kB, from /proc. */
+export function residentKb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]);
+}
+
+export interface MintedKey {
+  id: string;
+  key: string;
+  key_prefix: string;
+  user_id: string;
+  scopes: string[];
+}
+
+/**
+ * Mints keys straight into a database with the built library (what `keywarden admin create-key`
+ * does, without a process per key): `user` gets a key with exactly `scopes`. Pass the pepper the
+ * servers will run with.
+ */
+export async function mintKeys(
+  dbPath: string,
+  specs: { user: string; name: string; scopes: string[] }[],
+  options: { pepper?: string } = {},
+): Promise<MintedKey[]> {
+  const { KeyService, SqliteKeyStore } = await import("../../dist/index.js");
+  const store = SqliteKeyStore.open({ path: dbPath });
+  try {
+    const service = new KeyService({ store, pepper: options.pepper });
+    const minted: MintedKey[] = [];
+    for (const spec of specs) {
+      const principal = await service.localPrincipal({ userName: spec.user, transport: "cli", isAdmin: true });
+      const created = await service.createApiKey(principal, { name: spec.name, scopes: spec.scopes });
+      minted.push({ id: created.id, key: created.key, key_prefix: created.key_prefix, user_id: created.user_id, scopes: created.scopes });
+    }
+    return minted;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * fetch for long-lived test clients. The SDK's client transport hands every request the one
+ * AbortSignal of the transport, and fetch adds a listener to it per request that stays until the
+ * response is garbage-collected: thousands of calls on one session trip MaxListenersExceeded in the
+ * test process. Here each request gets its own signal, linked to the transport's until its body ends.
+ */
+export const linkedSignalFetch: typeof fetch = async (input, init) => {
+  const parent = init?.signal;
+  if (!parent) return fetch(input, init);
+  const controller = new AbortController();
+  const forward = () => controller.abort(parent.reason);
+  const unlink = () => parent.removeEventListener("abort", forward);
+  if (parent.aborted) controller.abort(parent.reason);
+  else parent.addEventListener("abort", forward, { once: true });
+  let response: Response;
+  try {
+    response = await fetch(input, { ...init, signal: controller.signal });
+  } catch (error) {
+    unlink();
+    throw error;
+  }
+  if (!response.body) {
+    unlink();
+    return response;
+  }
+  const body = response.body.pipeThrough(new TransformStream({ flush: unlink }));
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+};
+
+/** A real MCP client over Streamable HTTP with `key` as the bearer token. */
+export async function connectHttp(url: string, key: string, userAgent = "keywarden-reliability/1.0") {
+  const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { Authorization: `Bearer ${key}`, "User-Agent": userAgent } },
+    fetch: linkedSignalFetch,
+  });
+  const client = new Client({ name: "keywarden-reliability", version: "0" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+export interface RawExchange {
+  /** The status of the first response, or null when the server closed without one. */
+  status: number | null;
+  /** Everything the server sent, as latin1 text. */
+  text: string;
+  /** True when nothing came back within the timeout: a hang. */
+  timedOut: boolean;
+  ms: number;
+}
+
+/**
+ * Sends bytes exactly as given over a fresh TCP connection (headers, framing and all) and reads
+ * until the server closes the connection or `timeoutMs` passes. `halfClose` ends the sending side
+ * after the payload, as a client that died mid-request would.
+ */
+export async function rawExchange(
+  port: number,
+  payload: string | Buffer,
+  options: { halfClose?: boolean; timeoutMs?: number } = {},
+): Promise<RawExchange> {
+  const { createConnection } = await import("node:net");
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (timedOut: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString("latin1");
+      const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      resolve({ status: match ? Number(match[1]) : null, text, timedOut, ms: performance.now() - started });
+    };
+    const timer = setTimeout(() => finish(true), options.timeoutMs ?? 10_000);
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => finish(false));
+    socket.on("close", () => finish(false));
+    socket.on("error", () => finish(false));
+    socket.on("connect", () => {
+      socket.write(payload, () => {
+        if (options.halfClose) socket.end();
+      });
+    });
+  });
+}
