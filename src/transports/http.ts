@@ -23,6 +23,9 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const MCP_PATH = "/mcp";
 export const VERIFY_PATH = "/v1/keys/verify";
 export const HEALTH_PATH = "/healthz";
+/** A request must be fully received within this time (headers within the shorter one), else 408. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+export const HEADERS_TIMEOUT_MS = 20_000;
 
 /**
  * The one description every failed authentication gets, whatever failed: a caller cannot tell a
@@ -650,7 +653,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   });
 
   const httpServer: NodeHttpServer = await new Promise((resolve, reject) => {
-    const server = createNodeHttpServer((req, res) => (takesFastPath(req) ? serveFastPath(req, res) : void app(req, res)));
+    const server = createNodeHttpServer(
+      // A client that sends half a request and goes quiet holds a connection only this long, not
+      // Node's default of 300 s (a cheap way to tie up every socket).
+      { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
+      (req, res) => (takesFastPath(req) ? serveFastPath(req, res) : void app(req, res)),
+    );
     server.listen(options.port, host, () => resolve(server));
     server.once("error", reject);
   });
