@@ -9,7 +9,6 @@ import { KeyService } from "./service/service.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
 import { SCOPE_TOOLS_EXECUTE, SCOPE_TOOLS_READ } from "./tools/access.js";
-import { startHttpServer } from "./transports/http.js";
 import { serveStdio } from "./transports/stdio.js";
 import { VERSION } from "./version.js";
 
@@ -93,6 +92,8 @@ async function runStdioServer(options: RawOptions): Promise<void> {
 
 async function runHttpServer(options: ServeRawOptions): Promise<void> {
   const http = resolveHttpConfig(options);
+  // Loaded here, not at the top: the stdio server starts without Express and the HTTP stack.
+  const { startHttpServer } = await import("./transports/http.js");
   const { config, logger, service, close } = openApp(options);
 
   let anonymousPrincipal: Principal | null = null;

@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "./keys/token.js";
-import { isLoopbackHost } from "./transports/http.js";
+import { isLoopbackHost } from "./transports/hosts.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "./service/policy.js";
 import { SCOPE_PATTERN } from "./service/validation.js";
 

@@ -17,6 +17,7 @@ import { fieldErrorsOf } from "../tools/call.js";
 import type { ToolDefinition } from "../tools/tool.js";
 import { verifyApiKeyInput } from "../tools/verify_api_key.js";
 import { FailedAuthLimiter } from "./auth-limiter.js";
+import { isLoopbackHost, isWildcardHost } from "./hosts.js";
 
 /** Request bodies above this get 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -111,17 +112,6 @@ function sendError(req: Request, res: Response, status: number, code: string, me
   if (res.headersSent) return;
   const body = req.path === MCP_PATH ? jsonRpcError(status === 400 && code === "parse_error" ? -32700 : -32000, message) : errorBody(code, message, errors);
   res.status(status).json(body);
-}
-
-/** 127.0.0.0/8, ::1 and localhost: the addresses --no-auth may bind to. */
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return bare === "localhost" || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare);
-}
-
-function isWildcardHost(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, "");
-  return bare === "0.0.0.0" || bare === "::" || bare === "";
 }
 
 /** The Host names a bound address answers to by default: the loopback names, or the address itself. */
