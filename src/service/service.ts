@@ -47,7 +47,8 @@ export type Clock = () => Date;
  * once; a coalescing writer (flushed every second) can take its place without touching verify.
  */
 export interface KeyUseRecorder {
-  record(keyId: string, use: KeyUse): Promise<void>;
+  /** May return nothing once the use is safely queued: verification then awaits nothing for it. */
+  record(keyId: string, use: KeyUse): Promise<void> | void;
 }
 
 export interface KeyServiceOptions {
@@ -230,6 +231,7 @@ const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
 
 /** Compared against when no row matches, so a miss costs about what a hit costs. */
 const DUMMY_HASH = new Uint8Array(32);
+const NO_SCOPES: readonly string[] = Object.freeze([]);
 
 const notFound = (field: string, value: string, what = "no API key with this id"): ServiceError =>
   new ServiceError("not_found", what, [{ key: field, message: "not_found", value: echoValue(value) }]);
@@ -533,10 +535,13 @@ export class KeyService {
    * the same shape; only a caller error (bad required_scopes) throws. Never echoes the token.
    */
   async verifyApiKey(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-    const errors: FieldError[] = [];
-    const required = this.checkRequiredScopes(options.requiredScopes ?? [], errors);
-    // No value is echoed: a caller that mixed up its arguments may have put a token here.
-    if (errors.length > 0) throw validationError(errors.map(({ key, message }) => ({ key, message })));
+    let required: readonly string[] = NO_SCOPES;
+    if (options.requiredScopes !== undefined) {
+      const errors: FieldError[] = [];
+      required = this.checkRequiredScopes(options.requiredScopes, errors);
+      // No value is echoed: a caller that mixed up its arguments may have put a token here.
+      if (errors.length > 0) throw validationError(errors.map(({ key, message }) => ({ key, message })));
+    }
 
     const parsed = parseToken(token, this.config.keyBrand);
     if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
@@ -556,7 +561,8 @@ export class KeyService {
             ? "valid"
             : "insufficient_scope";
     if (code === "valid") {
-      await this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+      const queued = this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+      if (queued !== undefined) await queued;
     }
     return {
       valid: code === "valid",
@@ -645,9 +651,9 @@ export class KeyService {
    * The one path by which last use is recorded (see KeyUseRecorder). The user agent is capped here,
    * once, so neither a recorder's pending uses nor the stored rows hold a huge header.
    */
-  async recordKeyUse(keyId: string, use: KeyUse): Promise<void> {
+  recordKeyUse(keyId: string, use: KeyUse): Promise<void> | void {
     const userAgent = capUserAgent(use.userAgent);
-    await this.useRecorder.record(keyId, userAgent === use.userAgent ? use : { ...use, userAgent });
+    return this.useRecorder.record(keyId, userAgent === use.userAgent ? use : { ...use, userAgent });
   }
 
   async whoami(principal: Principal): Promise<WhoAmI> {

@@ -41,13 +41,11 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
     this.onError = options.onError ?? (() => undefined);
   }
 
-  async record(keyId: string, use: KeyUse): Promise<void> {
-    if (this.closed) {
-      await this.store.recordKeyUse(keyId, use);
-      return;
-    }
+  /** Queues the use and returns nothing (verification awaits nothing); after close, writes it at once. */
+  record(keyId: string, use: KeyUse): Promise<void> | void {
+    if (this.closed) return this.store.recordKeyUse(keyId, use);
     this.keepLatest(keyId, use);
-    this.schedule();
+    if (this.timer === null) this.schedule();
   }
 
   /** Uses not yet written. */

@@ -21,9 +21,9 @@ export interface VerifyApiKeyOptions extends VerifyOptions {
  *     verifyApiKey(store, token, { requiredScopes: ["orders:read"], pepper: process.env.KEYWARDEN_PEPPER })
  */
 export function verifyApiKey(verifier: KeyService | KeyStore, token: string, options: VerifyApiKeyOptions = {}): Promise<VerifyResult> {
-  const { pepper, keyBrand, ...verifyOptions } = options;
-  const service = verifier instanceof KeyService ? verifier : serviceFor(verifier, pepper, keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
-  return service.verifyApiKey(token, verifyOptions);
+  // The service reads only the VerifyOptions fields, so the options go through as they are.
+  if (verifier instanceof KeyService) return verifier.verifyApiKey(token, options);
+  return serviceFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand).verifyApiKey(token, options);
 }
 
 /** One service per store and settings: verification is a hot path, so nothing is rebuilt per call. */
