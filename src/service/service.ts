@@ -246,6 +246,8 @@ export class KeyService {
   private readonly clock: Clock;
   private readonly hasher: TokenHasher;
   private readonly useRecorder: KeyUseRecorder;
+  /** User names by id, for authenticated principals: users are never renamed or deleted. */
+  private readonly userNames = new Map<string, string>();
 
   constructor(options: KeyServiceOptions) {
     this.store = options.store;
@@ -594,14 +596,14 @@ export class KeyService {
         organizationId: result.organization_id,
       };
     }
-    const user = await this.store.getUserById(result.user_id);
+    const userName = await this.userNameOf(result.user_id);
     const scopes = result.scopes ?? [];
     return {
       ok: true,
       expiresAt: result.expires_at,
       principal: {
         userId: result.user_id,
-        userName: user?.name ?? result.user_id,
+        userName,
         organizationId: result.organization_id,
         transport: origin.transport,
         keyId: result.key_id,
@@ -610,6 +612,20 @@ export class KeyService {
         clientAddress: origin.clientAddress,
       },
     };
+  }
+
+  /**
+   * A user's name, remembered: every HTTP request authenticates, and a user row never changes once
+   * written, so a cached name is never stale. Bounded; an id without a row names itself.
+   */
+  private async userNameOf(userId: string): Promise<string> {
+    const known = this.userNames.get(userId);
+    if (known !== undefined) return known;
+    const name = (await this.store.getUserById(userId))?.name;
+    if (name === undefined) return userId;
+    if (this.userNames.size >= 10_000) this.userNames.clear();
+    this.userNames.set(userId, name);
+    return name;
   }
 
   /** Writes `auth.failed` to the audit log: why, from where, the key when known; never the token. */
