@@ -70,6 +70,9 @@ interface KeyEventDbRow extends Omit<KeyEventRow, "detail" | "transport"> {
 
 const ACTIVE_AT = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)";
 
+/** The cap's count, run in every create's write transaction: answered from api_keys_unrevoked_by_user alone. */
+export const COUNT_ACTIVE_KEYS_SQL = `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND replaced_by IS NULL AND ${ACTIVE_AT}`;
+
 /** The SQL condition of each status filter; they match the status the service derives. */
 const STATUS_CONDITION: Record<KeyStatusFilter, string> = {
   active: ACTIVE_AT,
@@ -184,9 +187,7 @@ export class SqliteKeyStore implements KeyStore {
          VALUES (@id, @organization_id, @slug, @name, @default_scopes, @created_at)`,
       ),
       // A key in its rotation grace period is on its way out: its successor counts instead.
-      countActiveKeys: db.prepare<{ user_id: string; now: string }, { n: number }>(
-        `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND replaced_by IS NULL AND ${ACTIVE_AT}`,
-      ),
+      countActiveKeys: db.prepare<{ user_id: string; now: string }, { n: number }>(COUNT_ACTIVE_KEYS_SQL),
       // A new key has never been used: its last use is the absence of a key_usage row.
       insertKey: db.prepare(
         `INSERT INTO api_keys (id, organization_id, user_id, project_id, name, description, key_prefix, key_hash,

@@ -60,7 +60,7 @@ describe("schema v3: last use in key_usage", () => {
 
       const store = SqliteKeyStore.open({ path });
       try {
-        expect(store.db.pragma("user_version", { simple: true })).toBe(3);
+        expect(store.db.pragma("user_version", { simple: true })).toBe(loadMigrations().length);
         expect(columnsOf(store, "api_keys").filter((name) => name.startsWith("last_used"))).toEqual([]);
         expect(columnsOf(store, "key_usage")).toEqual(["key_id", "last_used_at", "last_used_ip", "last_used_user_agent"]);
         expect(store.db.prepare("SELECT * FROM key_usage ORDER BY key_id").all()).toEqual([

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../src/store/migrations.js";
-import { SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
+import { COUNT_ACTIVE_KEYS_SQL, SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
 import { makeTempDir } from "../helpers/harness.js";
 
 const cleanups: (() => void)[] = [];
@@ -27,6 +27,13 @@ describe("SqliteKeyStore.open", () => {
     expect(store.db.pragma("busy_timeout", { simple: true })).toBeGreaterThanOrEqual(1000);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
     expect(tables).toEqual(["api_keys", "key_events", "key_usage", "organizations", "projects", "users"]);
+    await store.close();
+  });
+
+  it("counts a user's active keys from the partial index alone, never their revoked or rotated history", async () => {
+    const store = SqliteKeyStore.open({ path: tempDbPath() });
+    const plan = store.db.prepare(`EXPLAIN QUERY PLAN ${COUNT_ACTIVE_KEYS_SQL}`).all({ user_id: "usr_x", now: "2026-01-01T00:00:00.000Z" });
+    expect(plan.map((step) => (step as { detail: string }).detail)).toEqual(["SEARCH api_keys USING COVERING INDEX api_keys_unrevoked_by_user (user_id=?)"]);
     await store.close();
   });
 
