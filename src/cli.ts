@@ -211,7 +211,7 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(
-      new Option("--auth-failure-limit <n>", "failed authentications per client address before it gets 429 (default: 30)").env(
+      new Option("--auth-failure-limit <n>", "failed authentications per client address (IPv6: per /64) before it gets 429 (default: 30)").env(
         "KEYWARDEN_AUTH_FAILURE_LIMIT",
       ),
     )
