@@ -37,6 +37,12 @@ export const INVALID_TOKEN_DESCRIPTION = "The bearer token is missing, malformed
 const LOOPBACK_HOSTNAMES = ["localhost", "127.0.0.1", "[::1]"];
 /** Headers a request may carry once at most (lower case). */
 const SINGLE_VALUE_HEADERS = new Set(["host", "authorization", "mcp-session-id", "content-type"]);
+
+/** What a browser page on an allowed origin may send, and may read of the answer (CORS). */
+const CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID";
+const CORS_EXPOSED_HEADERS = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After";
+/** How long a browser may reuse a preflight's answer, in seconds. */
+const CORS_MAX_AGE_SECONDS = 600;
 const FAR_FUTURE_SECONDS = 253402300799; // 9999-12-31T23:59:59Z: a key without expiry
 
 export interface HttpLogger extends ServerLogger {
@@ -312,6 +318,29 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     next();
   });
 
+  // CORS for the origins let through above (loopback, or --allowed-origins): without it a page on
+  // such an origin could not send Authorization or read Mcp-Session-Id, and allowing its origin
+  // would mean nothing. A request without Origin (not a browser) gets no CORS headers.
+  const corsMethods = new Map<string, readonly string[]>([
+    [MCP_PATH, stateless ? ["POST"] : ["POST", "GET", "DELETE"]],
+    [VERIFY_PATH, ["POST"]],
+    [HEALTH_PATH, ["GET", "HEAD"]],
+  ]);
+  app.use((req, res, next) => {
+    const origin = req.get("origin");
+    const methods = corsMethods.get(req.path);
+    if (origin === undefined || methods === undefined) return next();
+    res.vary("Origin");
+    res.set("Access-Control-Allow-Origin", origin);
+    res.set("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS);
+    if (req.method !== "OPTIONS" || req.get("access-control-request-method") === undefined) return next();
+    // A preflight carries no credentials, so it is answered before authentication.
+    res.set("Access-Control-Allow-Methods", methods.join(", "));
+    res.set("Access-Control-Allow-Headers", CORS_ALLOWED_HEADERS);
+    res.set("Access-Control-Max-Age", String(CORS_MAX_AGE_SECONDS));
+    res.status(204).end();
+  });
+
   const onAuthenticationFailure = async (path: string, refusal: AuthenticationRefusal, origin: RequestOrigin): Promise<void> => {
     const failures = limiter.recordFailure(origin.clientAddress ?? "unknown");
     logger.info({ reason: refusal.reason, key_prefix: refusal.keyPrefix, ip: origin.clientAddress, path, failures }, "authentication failed");
@@ -442,15 +471,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   // --- The gateway fast path --------------------------------------------------------------------
   // POST /v1/keys/verify is what gateways call on every request they serve, so it is answered
   // here on bare node:http, with the same checks in the same order as the Express route below
-  // (duplicate headers, Host, Origin, failed-auth limit, bearer key, scope, 1 MiB body, JSON,
+  // (duplicate headers, Host, failed-auth limit, bearer key, scope, 1 MiB body, JSON,
   // fields) and the same answers; Express costs more CPU per request than the verification does.
   // Anything unusual — a query string, --no-auth, a proxy to trust, another content type or an
-  // encoded body, shutdown — takes the Express route.
+  // encoded body, a browser's request (Origin: checked, and CORS headers added), shutdown — takes
+  // the Express route.
   const trustsProxy = options.trustProxy !== undefined && options.trustProxy !== false;
   const takesFastPath = (req: IncomingMessage): boolean =>
     !closing &&
     req.method === "POST" &&
     req.url === VERIFY_PATH &&
+    req.headers.origin === undefined &&
     anonymousPrincipal === null &&
     !trustsProxy &&
     PLAIN_JSON.test(req.headers["content-type"] ?? "") &&
@@ -481,7 +512,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
 
   const answerVerifyFast = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const refuse = (refusal: Refusal) => writeJson(res, refusal.status, refusalBody(VERIFY_PATH, refusal), refusal.headers);
-    const early = duplicatedHeaderRefusal(req.rawHeaders) ?? hostRefusal(req.headers.host, allowedHosts) ?? originRefusal(req.headers.origin, VERIFY_PATH);
+    const early = duplicatedHeaderRefusal(req.rawHeaders) ?? hostRefusal(req.headers.host, allowedHosts);
     if (early) return refuse(early);
     const origin: RequestOrigin = { transport: "http", clientAddress: req.socket.remoteAddress ?? "unknown", userAgent: req.headers["user-agent"] ?? null };
     const retryAfter = limiter.retryAfterSeconds(origin.clientAddress ?? "unknown");

@@ -297,6 +297,57 @@ describe("keywarden serve: the authentication and authorization matrix over real
     expect(local.headers["mcp-session-id"]).toBeDefined();
   });
 
+  it("answers a browser on an allowed origin with CORS headers, preflight included, and a foreign one with 403", async () => {
+    const page = "http://localhost:6274";
+    const preflight = await rawRequest(server.url, {
+      method: "OPTIONS",
+      headers: { Origin: page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type, mcp-session-id" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers["access-control-allow-origin"]).toBe(page);
+    expect(preflight.headers["access-control-allow-methods"]).toBe("POST, GET, DELETE");
+    expect(String(preflight.headers["access-control-allow-headers"]).split(", ")).toEqual(
+      expect.arrayContaining(["Authorization", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version"]),
+    );
+    expect(preflight.headers["access-control-max-age"]).toBe("600");
+    expect(preflight.headers.vary).toMatch(/Origin/);
+
+    const verifyPreflight = await rawRequest(`${server.base}/v1/keys/verify`, {
+      method: "OPTIONS",
+      headers: { Origin: page, "Access-Control-Request-Method": "POST" },
+    });
+    expect(verifyPreflight.status).toBe(204);
+    expect(verifyPreflight.headers["access-control-allow-methods"]).toBe("POST");
+
+    // The real request: the page may read the session id and the answer.
+    const opened = await rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, Origin: page, ...bearer(keys.admin.key) }, body: initializeBody() });
+    expect(opened.status).toBe(200);
+    expect(opened.headers["access-control-allow-origin"]).toBe(page);
+    expect(String(opened.headers["access-control-expose-headers"])).toContain("Mcp-Session-Id");
+    const verified = await rawRequest(`${server.base}/v1/keys/verify`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Origin: page, ...bearer(keys.admin.key) },
+      body: JSON.stringify({ key: keys.reader.key }),
+    });
+    expect(verified.status).toBe(200);
+    expect(verified.json()).toMatchObject({ valid: true });
+    expect(verified.headers["access-control-allow-origin"]).toBe(page);
+    const refused = await rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, Origin: page }, body: initializeBody() });
+    expect(refused.status).toBe(401); // a refusal the page can read: why it failed
+    expect(refused.headers["access-control-allow-origin"]).toBe(page);
+
+    // A foreign origin's preflight is refused; a client without Origin gets no CORS headers; an
+    // OPTIONS that is not a preflight is a method the endpoint does not take.
+    const foreign = await rawRequest(server.url, { method: "OPTIONS", headers: { Origin: "http://evil.example", "Access-Control-Request-Method": "POST" } });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers["access-control-allow-origin"]).toBeUndefined();
+    const noBrowser = await rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, ...bearer(keys.admin.key) }, body: initializeBody() });
+    expect(noBrowser.status).toBe(200);
+    expect(noBrowser.headers["access-control-allow-origin"]).toBeUndefined();
+    const plainOptions = await rawRequest(server.url, { method: "OPTIONS", headers: {} });
+    expect(plainOptions.status).toBe(405);
+  });
+
   it("refuses a Host that is not this server's (DNS rebinding)", async () => {
     const rebound = await rawRequest(server.url, {
       method: "POST",
