@@ -210,6 +210,20 @@ function hostRefusal(host: string | undefined, allowedHosts: readonly string[] |
   return allowedHosts.includes(hostname) ? null : { status: 403, code: "forbidden", message: `Invalid Host: ${hostname}` };
 }
 
+/**
+ * The host named by a request target in absolute form (`http://host:port/path`); undefined for the
+ * usual origin form (`/path`, the host is in Host); null for any other target (`*`, `host:port`).
+ */
+function targetAuthority(target: string): string | null | undefined {
+  if (target.startsWith("/")) return undefined;
+  try {
+    const url = new URL(target);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.host : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The body of a refusal: JSON-RPC on /mcp (as the SDK's transport answers), keywarden's error body elsewhere. */
 function refusalBody(path: string, refusal: Refusal, errors: unknown[] = []): unknown {
   if (path === MCP_PATH) return jsonRpcError(refusal.status === 400 && refusal.code === "parse_error" ? -32700 : -32000, refusal.message);
@@ -297,9 +311,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     next();
   });
 
-  // DNS rebinding: the Host header must name this server.
+  // DNS rebinding: the Host header must name this server. A request in absolute form (`POST
+  // http://host/mcp`, as sent to a proxy) names its host in the target, which a server must use in
+  // place of Host (RFC 9112 section 3.2.2), so that is the one checked then.
   app.use((req, res, next) => {
-    const refusal = hostRefusal(req.headers.host, allowedHosts);
+    const target = targetAuthority(req.url);
+    if (target === null) return sendError(req, res, 400, "bad_request", "Bad Request: the request target must be a path or an http(s) URL");
+    const refusal = hostRefusal(target === undefined ? req.headers.host : target, allowedHosts);
     if (!refusal) return next();
     res.status(refusal.status).json(refusalBody(req.path, refusal));
   });

@@ -356,6 +356,24 @@ describe("keywarden serve: the authentication and authorization matrix over real
     });
     expect(rebound.status).toBe(403);
     expect(rebound.json()).toMatchObject({ error: { message: "Invalid Host: evil.example" } });
+
+    // In absolute form the target's host counts, not the Host header (RFC 9112 section 3.2.2).
+    const absolute = (target: string) =>
+      rawRequest(server.url, { method: "POST", target, headers: { ...MCP_HEADERS, ...bearer(keys.admin.key) }, body: initializeBody() });
+    const foreignTarget = await absolute(`http://evil.example:${server.port}/mcp`);
+    expect(foreignTarget.status).toBe(403);
+    expect(foreignTarget.json()).toMatchObject({ error: { message: "Invalid Host: evil.example" } });
+    const foreignVerify = await rawRequest(server.url, {
+      method: "POST",
+      target: `http://evil.example:${server.port}/v1/keys/verify`,
+      headers: { "Content-Type": "application/json", ...bearer(keys.admin.key) },
+      body: JSON.stringify({ key: keys.reader.key }),
+    });
+    expect(foreignVerify.status).toBe(403);
+    expect((await absolute(`http://127.0.0.1:${server.port}/mcp`)).status).toBe(200);
+    const asterisk = await rawRequest(server.url, { method: "OPTIONS", target: "*", headers: {} });
+    expect(asterisk.status).toBe(400);
+    expect(asterisk.json()).toMatchObject({ error: { code: "bad_request" } });
   });
 
   it("answers bodies over 1 MiB with 413 and JSON, on /mcp and on the verify endpoint", async () => {

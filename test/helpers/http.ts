@@ -85,10 +85,12 @@ export interface RawResponse {
 /** One HTTP request with full control of the headers (Host and Origin included) and the body. */
 export function rawRequest(
   url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; target?: string } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: options.method ?? "GET", headers: options.headers }, (res) => {
+    // `target` replaces the request target sent on the wire (an absolute URL, as to a proxy).
+    const targetOption = options.target === undefined ? {} : { path: options.target };
+    const req = request(url, { method: options.method ?? "GET", headers: options.headers, ...targetOption }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("end", () => {
