@@ -2,21 +2,21 @@
 // from your own process.
 export { SqliteKeyStore, StoreOpenError, type SqliteStoreOptions } from "./store/sqlite.js";
 export type { ApiKeyRow, KeyEventRow, KeyStatus, KeyStatusFilter, KeyStore, KeyUse, ProjectRow, Transport } from "./store/types.js";
-export {
-  KeyService,
-  type ApiKeyPage,
-  type Clock,
-  type CreateApiKeyInput,
-  type CreatedApiKey,
-  type KeyEventPage,
-  type KeyServiceOptions,
-  type KeyUseRecorder,
-  type RotatedApiKey,
-  type VerifyCode,
-  type VerifyOptions,
-  type VerifyResult,
-  type WhoAmI,
-} from "./service/service.js";
+export { KeyService } from "./service/service.js";
+export type {
+  ApiKeyPage,
+  Clock,
+  CreateApiKeyInput,
+  CreatedApiKey,
+  KeyEventPage,
+  KeyServiceOptions,
+  KeyUseRecorder,
+  RotatedApiKey,
+  VerifyCode,
+  VerifyOptions,
+  VerifyResult,
+  WhoAmI,
+} from "./service/types.js";
 export type { ApiKeyRecord, KeyEventRecord, ProjectRecord } from "./service/records.js";
 export { verifyApiKey, type VerifyApiKeyOptions } from "./service/verify.js";
 export { ServiceError, type ErrorBody, type ErrorCode, type FieldError } from "./service/errors.js";

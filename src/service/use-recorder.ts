@@ -1,5 +1,5 @@
 import type { KeyStore, KeyUse } from "../store/types.js";
-import type { KeyUseRecorder } from "./service.js";
+import type { KeyUseRecorder } from "./types.js";
 
 export interface CoalescingUseRecorderOptions {
   /** How long a use may wait before it is written; uses of one key in between collapse into the latest. */

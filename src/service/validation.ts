@@ -129,3 +129,13 @@ export const PAGE_LIMIT_DEFAULT = 50;
 export const GRACE_PERIOD_MAX_SECONDS = 30 * 86_400;
 export const GRACE_PERIOD_DEFAULT_SECONDS = 0;
 export const SCOPES_MAX_COUNT = 50;
+
+/** The longest user agent kept, in last use and in the audit log; the rest of a longer one is cut. */
+export const USER_AGENT_MAX_LENGTH = 256;
+
+/** A user agent cut to USER_AGENT_MAX_LENGTH UTF-16 units, never through the middle of a surrogate pair. */
+export function capUserAgent(userAgent: string | null): string | null {
+  if (userAgent === null || userAgent.length <= USER_AGENT_MAX_LENGTH) return userAgent;
+  const highSurrogateLast = (userAgent.charCodeAt(USER_AGENT_MAX_LENGTH - 1) & 0xfc00) === 0xd800;
+  return userAgent.slice(0, highSurrogateLast ? USER_AGENT_MAX_LENGTH - 1 : USER_AGENT_MAX_LENGTH);
+}

@@ -1,6 +1,7 @@
 import type { KeyStore } from "../store/types.js";
 import { DEFAULT_SERVICE_CONFIG } from "./policy.js";
-import { KeyService, type VerifyOptions, type VerifyResult } from "./service.js";
+import { KeyService } from "./service.js";
+import type { VerifyOptions, VerifyResult } from "./types.js";
 
 export interface VerifyApiKeyOptions extends VerifyOptions {
   /** Only when the first argument is a store: the KEYWARDEN_PEPPER the keys were hashed with. */

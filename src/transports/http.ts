@@ -11,7 +11,8 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { createServer, type ServerLogger } from "../server.js";
 import { ServiceError } from "../service/errors.js";
 import type { Principal } from "../service/principal.js";
-import type { AuthenticationRefusal, KeyService, RequestOrigin } from "../service/service.js";
+import type { KeyService } from "../service/service.js";
+import type { AuthenticationRefusal, RequestOrigin } from "../service/types.js";
 import { holdsAnyScope, MCP_SCOPES, VERIFY_ENDPOINT_SCOPES } from "../tools/access.js";
 import { fieldErrorsOf } from "../tools/call.js";
 import type { ToolDefinition } from "../tools/tool.js";

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { generateToken } from "../../src/keys/token.js";
 import { ServiceError } from "../../src/service/errors.js";
-import type { RequestOrigin } from "../../src/service/service.js";
+import type { RequestOrigin } from "../../src/service/types.js";
 import { CoalescingUseRecorder } from "../../src/service/use-recorder.js";
 import { openHarness, secretOf, type Harness } from "../helpers/harness.js";
 

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { capUserAgent, USER_AGENT_MAX_LENGTH } from "../../src/service/service.js";
+import { capUserAgent, USER_AGENT_MAX_LENGTH } from "../../src/service/validation.js";
 import { CoalescingUseRecorder } from "../../src/service/use-recorder.js";
 import { loadMigrations } from "../../src/store/migrations.js";
 import { openSqliteDatabase, SqliteKeyStore } from "../../src/store/sqlite.js";

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ApiKeyRecord } from "../../src/service/records.js";
 import { KeyService } from "../../src/service/service.js";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
-import type { CreatedApiKey } from "../../src/service/service.js";
+import type { CreatedApiKey } from "../../src/service/types.js";
 import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, DAY_MS, errorKeys, expectNoSecrets, openWorld, type World } from "../helpers/lifecycle.js";
 

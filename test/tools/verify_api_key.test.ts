@@ -1,4 +1,4 @@
-import type { VerifyResult } from "../../src/service/service.js";
+import type { VerifyResult } from "../../src/service/types.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomBase62 } from "../../src/keys/base62.js";
 import { checksumOf, generateToken } from "../../src/keys/token.js";

@@ -1,0 +1,175 @@
+// The service's contract: what each operation takes and answers, independent of MCP and HTTP.
+// The tools' zod schemas describe the same shapes on the wire; KeyService (service.ts) implements them.
+import type { KeyStatusFilter, KeyStore, KeyUse, Transport } from "../store/types.js";
+import type { ServiceConfig } from "./policy.js";
+import type { Principal } from "./principal.js";
+import type { ApiKeyRecord, KeyEventRecord } from "./records.js";
+
+export type Clock = () => Date;
+
+/**
+ * Where successful verifications record last use. The default writes each use to the store at
+ * once; a coalescing writer (flushed every second) can take its place without touching verify.
+ */
+export interface KeyUseRecorder {
+  /** May return nothing once the use is safely queued: verification then awaits nothing for it. */
+  record(keyId: string, use: KeyUse): Promise<void> | void;
+}
+
+export interface KeyServiceOptions {
+  store: KeyStore;
+  config?: ServiceConfig;
+  clock?: Clock;
+  /** HMAC key for token hashes (KEYWARDEN_PEPPER); plain SHA-256 without it. */
+  pepper?: string;
+  /** Defaults to writing each use straight to the store. */
+  useRecorder?: KeyUseRecorder;
+}
+
+export interface CreateApiKeyInput {
+  name: string;
+  project_reference?: string;
+  expires_at?: string;
+  /**
+   * Explicit scopes, for `keywarden admin create-key` and library callers; the create_api_key tool
+   * never passes them. An admin may name any scope, anyone else only scopes they hold.
+   */
+  scopes?: string[];
+}
+
+/** The result of create_api_key: the only place a token's plaintext ever appears. */
+export interface CreatedApiKey {
+  id: string;
+  project_id: string | null;
+  user_id: string;
+  name: string;
+  key: string;
+  key_prefix: string;
+  expires_at: string | null;
+  created_at: string;
+  scopes: string[];
+}
+
+export interface CreateProjectInput {
+  slug: string;
+  name: string;
+  default_scopes?: string[];
+}
+
+export interface LocalPrincipalOptions {
+  userName: string;
+  transport: Transport;
+  isAdmin: boolean;
+}
+
+export interface ListApiKeysInput {
+  project_reference?: string;
+  status?: KeyStatusFilter;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ApiKeyPage {
+  keys: ApiKeyRecord[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
+export interface GetApiKeyInput {
+  id?: string;
+  key_prefix?: string;
+}
+
+export interface UpdateApiKeyInput {
+  id: string;
+  name?: string;
+  description?: string | null;
+  scopes?: string[];
+  expires_at?: string;
+}
+
+export interface RotateApiKeyInput {
+  id: string;
+  grace_period_seconds?: number;
+}
+
+/** The successor exactly as create_api_key returns a key, plus what became of its predecessor. */
+export interface RotatedApiKey extends CreatedApiKey {
+  previous_key_id: string;
+  /** When the previous key stops being accepted: the end of the grace period, or now when revoked at once. */
+  previous_key_expires_at: string;
+}
+
+export interface RevokeApiKeyInput {
+  id: string;
+  reason?: string;
+}
+
+export type VerifyCode = "valid" | "malformed" | "not_found" | "revoked" | "expired" | "insufficient_scope";
+
+export interface VerifyOptions {
+  /** Every one of these must be among the key's scopes (exact names; `admin` implies nothing here). */
+  requiredScopes?: string[];
+  /** The client address of the request the key came with, recorded as last use. */
+  ip?: string | null;
+  /** The user agent of the request the key came with, recorded as last use. */
+  userAgent?: string | null;
+}
+
+/** The answer to a verification: the same shape whatever the outcome. Never the token. */
+export interface VerifyResult {
+  valid: boolean;
+  code: VerifyCode;
+  key_id: string | null;
+  key_prefix: string | null;
+  user_id: string | null;
+  organization_id: string | null;
+  project_id: string | null;
+  scopes: string[] | null;
+  expires_at: string | null;
+}
+
+/** Why a presented key was refused. Callers answer every kind alike; the audit log keeps it. */
+export type AuthenticationFailure = "missing" | "malformed" | "not_found" | "revoked" | "expired";
+
+/** Where a request came from: recorded as the key's last use, or in the audit log. */
+export interface RequestOrigin {
+  transport: Transport;
+  clientAddress: string | null;
+  userAgent: string | null;
+}
+
+export type KeyAuthentication =
+  | { ok: true; principal: Principal; expiresAt: string | null }
+  | {
+      ok: false;
+      reason: AuthenticationFailure;
+      /** The key, when the token named a real one (revoked, expired). */
+      keyId: string | null;
+      /** The token's public prefix, when it parsed; never more of the token. */
+      keyPrefix: string | null;
+      organizationId: string | null;
+    };
+
+export type AuthenticationRefusal = Extract<KeyAuthentication, { ok: false }>;
+
+export interface WhoAmI {
+  user_id: string;
+  user_name: string;
+  organization_id: string;
+  transport: Transport;
+  is_admin: boolean;
+  key_id: string | null;
+  scopes: string[] | null;
+}
+
+export interface ListKeyEventsInput {
+  key_id?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface KeyEventPage {
+  events: KeyEventRecord[];
+  next_cursor: string | null;
+}
