@@ -5,8 +5,11 @@ import { ConfigError, parseScopeList, resolveConfig, resolveHttpConfig, type App
 import { createServer } from "./server.js";
 import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
+import type { ApiKeyRecord, KeyEventRecord } from "./service/records.js";
 import { KeyService } from "./service/service.js";
+import type { ListApiKeysInput } from "./service/types.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
+import { PAGE_LIMIT_MAX } from "./service/validation.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
 import { SCOPE_TOOLS_EXECUTE, SCOPE_TOOLS_READ } from "./tools/access.js";
 import { serveStdio } from "./transports/stdio.js";
@@ -299,6 +302,87 @@ export function buildProgram(): Command {
         const projects = await service.listProjects(principal);
         const lines = projects.map((project) => `${project.id}  ${project.slug}  ${project.name}  [${project.default_scopes.join(",")}]`);
         print(options.json === true, projects, lines.length > 0 ? lines.join("\n") : "no projects");
+      });
+    });
+
+  addCommonOptions(admin.command("list-users"))
+    .description("list the users of the default organization, with the active keys each holds")
+    .option("--json", "print JSON")
+    .action((_options: unknown, command: Command) => {
+      const options = effectiveOptions<RawOptions & { json?: boolean }>(command);
+      return withAdminApp(options, async ({ service }, principal) => {
+        const users = await service.listUsers(principal);
+        const lines = users.map((user) => `${user.id}  ${user.name}  ${user.active_keys} active`);
+        print(options.json === true, users, lines.length > 0 ? lines.join("\n") : "no users");
+      });
+    });
+
+  addCommonOptions(admin.command("list-keys"))
+    .description("list every user's keys, oldest first: prefixes and fields, never a token or a hash")
+    .option("--status <status>", "active, revoked, expired or all (default: active)")
+    .option("--project <id|slug>", "only this project's keys")
+    .option("--json", "print JSON")
+    .action((_options: unknown, command: Command) => {
+      const options = effectiveOptions<RawOptions & { status?: string; project?: string; json?: boolean }>(command);
+      return withAdminApp(options, async ({ service }, principal) => {
+        const keys: ApiKeyRecord[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await service.listApiKeys(principal, {
+            status: options.status as ListApiKeysInput["status"], // checked by the service
+            project_reference: options.project,
+            limit: PAGE_LIMIT_MAX,
+            cursor,
+          });
+          keys.push(...page.keys);
+          cursor = page.next_cursor ?? undefined;
+        } while (cursor !== undefined);
+        const userNames = new Map((await service.listUsers(principal)).map((user) => [user.id, user.name]));
+        const lines = keys.map(
+          (key) =>
+            `${key.id}  ${key.key_prefix}  ${key.status}  ${userNames.get(key.user_id) ?? key.user_id}  ${JSON.stringify(key.name)}  ` +
+            `scopes ${key.scopes.join(",")}  expires ${key.expires_at ?? "never"}  last used ${key.last_used_at ?? "never"}`,
+        );
+        print(options.json === true, keys, lines.length > 0 ? lines.join("\n") : "no keys");
+      });
+    });
+
+  addCommonOptions(admin.command("revoke-key"))
+    .description("revoke a key at once, by id (a key_… id from list-keys); revoking twice is not an error")
+    .argument("<id>", "the key's id")
+    .option("--reason <text>", "why, kept in the key's record and the audit log")
+    .option("--json", "print the revoked key's record as JSON")
+    .action((id: string, _options: unknown, command: Command) => {
+      const options = effectiveOptions<RawOptions & { reason?: string; json?: boolean }>(command);
+      return withAdminApp(options, async ({ service }, principal) => {
+        const key = await service.revokeApiKey(principal, { id, reason: options.reason });
+        print(options.json === true, key, `revoked ${key.id} (${key.key_prefix}) at ${key.revoked_at}`);
+      });
+    });
+
+  addCommonOptions(admin.command("list-events"))
+    .description("print the audit log, oldest first: creates, updates, rotations, revocations, failed authentications, denied calls")
+    .option("--key-id <id>", "only the events of this key")
+    .option("--json", "print JSON")
+    .action((_options: unknown, command: Command) => {
+      const options = effectiveOptions<RawOptions & { keyId?: string; json?: boolean }>(command);
+      return withAdminApp(options, async ({ service }, principal) => {
+        const events: KeyEventRecord[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await service.listKeyEvents(principal, { key_id: options.keyId, limit: PAGE_LIMIT_MAX, cursor });
+          events.push(...page.events);
+          cursor = page.next_cursor ?? undefined;
+        } while (cursor !== undefined);
+        const userNames = new Map((await service.listUsers(principal)).map((user) => [user.id, user.name]));
+        const actor = (userId: string | null) => (userId === null ? "-" : (userNames.get(userId) ?? userId));
+        const lines = events.map(
+          (event) =>
+            `${event.occurred_at}  ${event.event_type}  key ${event.key_id ?? "-"}  by ${actor(event.actor_user_id)}` +
+            `${event.actor_key_id ? ` with ${event.actor_key_id}` : ""} over ${event.transport}` +
+            `${event.client_address ? ` from ${event.client_address}` : ""}  ${JSON.stringify(event.detail)}`,
+        );
+        print(options.json === true, events, lines.length > 0 ? lines.join("\n") : "no events");
       });
     });
 

@@ -17,7 +17,7 @@ export type {
   VerifyResult,
   WhoAmI,
 } from "./service/types.js";
-export type { ApiKeyRecord, KeyEventRecord, ProjectRecord } from "./service/records.js";
+export type { ApiKeyRecord, KeyEventRecord, ProjectRecord, UserRecord } from "./service/records.js";
 export { verifyApiKey, type VerifyApiKeyOptions } from "./service/verify.js";
 export { ServiceError, type ErrorBody, type ErrorCode, type FieldError } from "./service/errors.js";
 export { DEFAULT_POLICY, DEFAULT_SERVICE_CONFIG, type Policy, type ServiceConfig } from "./service/policy.js";

@@ -1,4 +1,4 @@
-import type { ApiKeyRow, KeyEventRow, KeyStatus, ProjectRow, Transport } from "../store/types.js";
+import type { ApiKeyRow, KeyEventRow, KeyStatus, ProjectRow, Transport, UserWithActiveKeys } from "../store/types.js";
 
 /**
  * A key as tools and the library show it: every stored field except the hash and its algorithm,
@@ -24,6 +24,16 @@ export interface ApiKeyRecord {
   revoked_reason: string | null;
   rotated_from: string | null;
   replaced_by: string | null;
+}
+
+/** A user of the organization, as the operator's `keywarden admin list-users` shows it. */
+export interface UserRecord {
+  id: string;
+  organization_id: string;
+  name: string;
+  created_at: string;
+  /** Keys it holds that count against the cap now (not revoked, not expired, not replaced). */
+  active_keys: number;
 }
 
 export interface ProjectRecord {
@@ -77,6 +87,10 @@ export function toApiKeyRecord(row: ApiKeyRow, now: Date): ApiKeyRecord {
     rotated_from: row.rotated_from,
     replaced_by: row.replaced_by,
   };
+}
+
+export function toUserRecord(row: UserWithActiveKeys): UserRecord {
+  return { id: row.id, organization_id: row.organization_id, name: row.name, created_at: row.created_at, active_keys: row.active_keys };
 }
 
 export function toProjectRecord(row: ProjectRow): ProjectRecord {

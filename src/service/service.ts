@@ -19,9 +19,11 @@ import {
   toApiKeyRecord,
   toKeyEventRecord,
   toProjectRecord,
+  toUserRecord,
   type ApiKeyRecord,
   type KeyEventRecord,
   type ProjectRecord,
+  type UserRecord,
 } from "./records.js";
 import type {
   ApiKeyPage,
@@ -57,6 +59,7 @@ import {
   checkName,
   checkScopes,
   GRACE_PERIOD_DEFAULT_SECONDS,
+  KEY_STATUS_FILTERS,
   GRACE_PERIOD_MAX_SECONDS,
   PAGE_LIMIT_DEFAULT,
   PAGE_LIMIT_MAX,
@@ -202,6 +205,12 @@ export class KeyService {
     return toProjectRecord(project);
   }
 
+  /** The organization's users with their active-key counts: an operator's view, admin only. */
+  async listUsers(principal: Principal): Promise<UserRecord[]> {
+    if (!principal.isAdmin) throw new ServiceError("forbidden", "listing users needs the admin scope");
+    return (await this.store.listUsers(principal.organizationId, this.clock().toISOString())).map(toUserRecord);
+  }
+
   async listProjects(principal: Principal): Promise<ProjectRecord[]> {
     return (await this.store.listProjects(principal.organizationId)).map(toProjectRecord);
   }
@@ -209,6 +218,11 @@ export class KeyService {
   async listApiKeys(principal: Principal, input: ListApiKeysInput = {}): Promise<ApiKeyPage> {
     const errors: FieldError[] = [];
     const limit = checkInteger("limit", input.limit, 1, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT, errors);
+    const status = input.status ?? "active";
+    // The tool's schema allows only these; a library or CLI caller is checked here.
+    if (!KEY_STATUS_FILTERS.includes(status)) {
+      errors.push({ key: "status", message: `must be one of ${KEY_STATUS_FILTERS.join(", ")}`, value: echoValue(String(status)) });
+    }
     if (errors.length > 0) throw validationError(errors);
     const after = input.cursor === undefined ? null : decodeCursor("keys", input.cursor);
     const project = input.project_reference === undefined ? null : await this.projectOf(principal, input.project_reference);
@@ -218,7 +232,7 @@ export class KeyService {
       organizationId: principal.organizationId,
       userId: principal.isAdmin ? null : principal.userId,
       projectId: project?.id ?? null,
-      status: input.status ?? "active",
+      status,
       now: now.toISOString(),
       after,
       limit: limit + 1,

@@ -1,3 +1,4 @@
+import type { KeyStatusFilter } from "../store/types.js";
 import { echoValue, type FieldError } from "./errors.js";
 
 export const NAME_MAX_LENGTH = 255;
@@ -139,3 +140,6 @@ export function capUserAgent(userAgent: string | null): string | null {
   const highSurrogateLast = (userAgent.charCodeAt(USER_AGENT_MAX_LENGTH - 1) & 0xfc00) === 0xd800;
   return userAgent.slice(0, highSurrogateLast ? USER_AGENT_MAX_LENGTH - 1 : USER_AGENT_MAX_LENGTH);
 }
+
+/** The status filters of list_api_keys, in the order the tool's schema names them. */
+export const KEY_STATUS_FILTERS = ["active", "revoked", "expired", "all"] as const satisfies readonly KeyStatusFilter[];

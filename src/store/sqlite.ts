@@ -25,6 +25,7 @@ import type {
   UpdateKeyRequest,
   UpdateKeyResult,
   UserRow,
+  UserWithActiveKeys,
   VerifiableKey,
 } from "./types.js";
 
@@ -175,6 +176,12 @@ export class SqliteKeyStore implements KeyStore {
       insertOrganization: db.prepare("INSERT OR IGNORE INTO organizations (id, name, created_at) VALUES (@id, @name, @created_at)"),
       userByName: db.prepare<[string, string], UserRow>("SELECT * FROM users WHERE organization_id = ? AND name = ?"),
       userById: db.prepare<[string], UserRow>("SELECT * FROM users WHERE id = ?"),
+      // Each count reads api_keys_unrevoked_by_user alone, as the cap's count does.
+      usersOfOrganization: db.prepare<{ organization_id: string; now: string }, UserWithActiveKeys>(
+        `SELECT users.id, users.organization_id, users.name, users.created_at,
+           (SELECT count(*) FROM api_keys WHERE api_keys.user_id = users.id AND replaced_by IS NULL AND ${ACTIVE_AT}) AS active_keys
+         FROM users WHERE organization_id = @organization_id ORDER BY name`,
+      ),
       insertUser: db.prepare(
         "INSERT OR IGNORE INTO users (id, organization_id, name, created_at) VALUES (@id, @organization_id, @name, @created_at)",
       ),
@@ -266,6 +273,10 @@ export class SqliteKeyStore implements KeyStore {
 
   async getUserById(id: string): Promise<UserRow | null> {
     return this.statements.userById.get(id) ?? null;
+  }
+
+  async listUsers(organizationId: string, now: string): Promise<UserWithActiveKeys[]> {
+    return this.statements.usersOfOrganization.all({ organization_id: organizationId, now });
   }
 
   async insertProject(project: ProjectRow, event: KeyEventRow): Promise<{ ok: true } | { ok: false; reason: "conflict" }> {

@@ -16,6 +16,11 @@ export interface UserRow {
   created_at: string;
 }
 
+/** A user with the number of active keys (as the cap counts them) it holds. */
+export interface UserWithActiveKeys extends UserRow {
+  active_keys: number;
+}
+
 export interface ProjectRow {
   id: string;
   organization_id: string;
@@ -217,6 +222,8 @@ export interface KeyStore {
   /** The user with this name in the organization, created on first use. */
   ensureUser(organizationId: string, name: string, now: string): Promise<UserRow>;
   getUserById(id: string): Promise<UserRow | null>;
+  /** The organization's users by name, each with its active keys at `now`, counted as the cap counts them. */
+  listUsers(organizationId: string, now: string): Promise<UserWithActiveKeys[]>;
 
   insertProject(project: ProjectRow, event: KeyEventRow): Promise<{ ok: true } | { ok: false; reason: "conflict" }>;
   /** A project of the organization by id or by slug. */

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { KEY_STATUS_FILTERS } from "../service/validation.js";
 import { apiKeyRecordSchema, cursorSchema, nextCursorSchema, pageLimitSchema } from "./records.js";
 import { defineTool } from "./tool.js";
 
@@ -9,7 +10,7 @@ export const listApiKeysInput = z
       .describe("Only keys of this project, by id (prj_…) or slug; omit for keys of any project and user-level keys.")
       .optional(),
     status: z
-      .enum(["active", "revoked", "expired", "all"])
+      .enum(KEY_STATUS_FILTERS)
       .describe("Only keys with this status (default active); all lists every key.")
       .optional(),
     limit: pageLimitSchema,

@@ -51,6 +51,71 @@ describe("keywarden admin create-key", () => {
   });
 });
 
+describe("keywarden admin: users, keys, revocation and the audit log", () => {
+  it("lists users with their active keys, lists keys without secrets, revokes by id and prints the audit log", () => {
+    const db = tempDb();
+    const bootstrap = runCli(["admin", "create-key", "--db", db, "--name", "boot", "--scopes", "admin"], { KEYWARDEN_USER: "root-op" });
+    const gateway = runCli(["admin", "create-key", "--db", db, "--name", "gw", "--scopes", "keys:verify", "--user", "gateway", "--json"]);
+    const gatewayKey = JSON.parse(gateway.stdout) as { id: string; key: string; key_prefix: string };
+    const asOperator = { KEYWARDEN_USER: "root-op" };
+
+    const users = runCli(["admin", "list-users", "--db", db, "--json"], asOperator);
+    expect(users.status).toBe(0);
+    expect((JSON.parse(users.stdout) as { name: string; active_keys: number }[]).map(({ name, active_keys }) => ({ name, active_keys }))).toEqual([
+      { name: "gateway", active_keys: 1 },
+      { name: "root-op", active_keys: 1 },
+    ]);
+
+    const keys = runCli(["admin", "list-keys", "--db", db], asOperator);
+    expect(keys.status).toBe(0);
+    const lines = keys.stdout.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(new RegExp(`^${gatewayKey.id}  ${gatewayKey.key_prefix}  active  gateway  "gw"  scopes keys:verify  expires \\d{4}-.*  last used never$`));
+    // The listing shows prefixes; no secret part of any token is in it.
+    const secret = gatewayKey.key.slice(gatewayKey.key_prefix.length + 1);
+    expect(keys.stdout).not.toContain(secret.slice(0, 12));
+    expect(bootstrap.stdout.trim().length).toBeGreaterThan(0);
+    expect(keys.stdout).not.toContain(bootstrap.stdout.trim().slice(16, 28));
+
+    const revoked = runCli(["admin", "revoke-key", gatewayKey.id, "--db", db, "--reason", "leaked in a log", "--json"], asOperator);
+    expect(revoked.status).toBe(0);
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ id: gatewayKey.id, status: "revoked", revoked_reason: "leaked in a log" });
+    const again = runCli(["admin", "revoke-key", gatewayKey.id, "--db", db], asOperator);
+    expect(again.status).toBe(0); // revoking twice is not an error
+    expect(again.stdout).toMatch(new RegExp(`^revoked ${gatewayKey.id} \\(${gatewayKey.key_prefix}\\) at `));
+
+    const active = JSON.parse(runCli(["admin", "list-keys", "--db", db, "--json"], asOperator).stdout) as { id: string }[];
+    expect(active.map((key) => key.id)).not.toContain(gatewayKey.id);
+    const revokedOnly = JSON.parse(runCli(["admin", "list-keys", "--db", db, "--status", "revoked", "--json"], asOperator).stdout) as { id: string }[];
+    expect(revokedOnly.map((key) => key.id)).toEqual([gatewayKey.id]);
+    expect(JSON.parse(runCli(["admin", "list-users", "--db", db, "--json"], asOperator).stdout)[0]).toMatchObject({ name: "gateway", active_keys: 0 });
+
+    const events = runCli(["admin", "list-events", "--db", db, "--key-id", gatewayKey.id], asOperator);
+    expect(events.status).toBe(0);
+    const eventLines = events.stdout.trim().split("\n");
+    expect(eventLines).toHaveLength(2); // created, revoked once: the second revocation wrote nothing
+    expect(eventLines[0]).toMatch(/  key\.created  key key_\w+  by gateway over cli  \{"name":"gw"/);
+    expect(eventLines[1]).toMatch(/  key\.revoked  key key_\w+  by root-op over cli  \{"reason":"leaked in a log"\}$/);
+    expect(events.stdout).not.toContain(secret.slice(0, 12));
+  });
+
+  it("refuses a bad status and an unknown key with one line on stderr", () => {
+    const db = tempDb();
+    const cases: [string[], RegExp][] = [
+      [["list-keys", "--status", "bogus"], /validation_error: .*status: must be one of active, revoked, expired, all/],
+      [["revoke-key", "key_doesnotexist0000000"], /not_found: no API key with this id/],
+      [["revoke-key"], /missing required argument 'id'/],
+    ];
+    for (const [args, message] of cases) {
+      const result = runCli(["admin", ...args, "--db", db]);
+      expect(result.status, args.join(" ")).not.toBe(0);
+      expect(result.stdout).toBe("");
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+      expect(result.stderr).toMatch(message);
+    }
+  });
+});
+
 describe("keywarden serve options", () => {
   it("refuses --no-auth on a non-loopback address, and bad values, with one line and exit 2", () => {
     const db = tempDb();
