@@ -1,6 +1,13 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  ElicitResultSchema,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
 import { ServiceError } from "./service/errors.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
@@ -28,6 +35,9 @@ export interface CreateServerOptions {
    */
   principalOf?: (authInfo: AuthInfo | undefined) => Principal | undefined;
 }
+
+/** How long a confirmation question waits for the person behind the client. */
+export const CONFIRMATION_TIMEOUT_MS = 120_000;
 
 /** tools/list entries are computed once per tool definition, not per request. */
 const listingCache = new WeakMap<ToolDefinition, Tool>();
@@ -87,8 +97,20 @@ export function createServer({ service, principal, version, tools = allTools, lo
       ]);
       return errorResult(error.toBody());
     }
+    // A question to the person behind the client, sent as part of this call (so over HTTP it
+    // travels on this call's stream). A client without elicitation cannot ask: that is a yes.
+    const confirm = async (message: string): Promise<boolean> => {
+      if (server.getClientCapabilities()?.elicitation === undefined) return true;
+      const answer = await extra.sendRequest(
+        { method: "elicitation/create", params: { message, requestedSchema: { type: "object", properties: {} } } },
+        ElicitResultSchema,
+        { timeout: CONFIRMATION_TIMEOUT_MS },
+      );
+      logger?.info({ tool: tool.name, key: acting.keyId, answer: answer.action }, "confirmation answered");
+      return answer.action === "accept";
+    };
     const started = performance.now();
-    const outcome = await callTool(tool, request.params.arguments, { service, principal: acting });
+    const outcome = await callTool(tool, request.params.arguments, { service, principal: acting, confirm });
     if (outcome.fault !== undefined) {
       logger?.error({ tool: tool.name, err: outcome.fault }, "tool call failed unexpectedly");
     }

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { requireConfirmation } from "./confirm.js";
 import { apiKeyRecordSchema } from "./records.js";
 import { defineTool } from "./tool.js";
 
@@ -16,11 +17,26 @@ export const revokeApiKeyTool = defineTool({
     "Revoke a key: from now on it is refused everywhere, and this cannot be undone. Returns the " +
     "record with status revoked. Revoking an already revoked key is not an error: the record comes " +
     "back unchanged (the first revocation time and reason stay). Revoking a key in its rotation " +
-    "grace period ends the grace period now. Errors: validation_error for a bad reason; not_found " +
-    "for an unknown id or another user's key.",
+    "grace period ends the grace period now. A client that supports elicitation is asked to have " +
+    "the user confirm first. Errors: validation_error for a bad reason; not_found for an unknown id " +
+    "or another user's key; confirmation_declined when the user says no (nothing is changed).",
   group: "API Keys",
   inputSchema: revokeApiKeyInput,
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-  handler: (input, { service, principal }) => service.revokeApiKey(principal, input),
+  handler: async (input, context) => {
+    const { service, principal } = context;
+    // Read first: an unknown or foreign id is not_found before anyone is asked about it, and an
+    // already revoked key changes nothing, so there is nothing to confirm.
+    const key = await service.getApiKey(principal, { id: input.id });
+    if (key.revoked_at === null) {
+      await requireConfirmation(
+        context,
+        `Revoke the API key "${key.name}" (${key.key_prefix}, scopes ${key.scopes.join(", ")})? ` +
+          "It stops working everywhere at once, and this cannot be undone.",
+        key.id,
+      );
+    }
+    return service.revokeApiKey(principal, input);
+  },
 });

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { requireConfirmation } from "./confirm.js";
 import { createApiKeyOutput } from "./create_api_key.js";
 import { defineTool } from "./tool.js";
 
@@ -34,12 +35,29 @@ export const rotateApiKeyTool = defineTool({
     "value is returned only in this response: store it now. The old key keeps working for " +
     "grace_period_seconds (default 0: revoked at once) and both are linked (replaced_by / " +
     "rotated_from). Rotation does not count against the active-key limit: it replaces, it does not " +
-    "add. Errors: validation_error for a grace period outside 0-2592000; not_found for an unknown id " +
+    "add. With grace 0 a client that supports elicitation is asked to have the user confirm first. " +
+    "Errors: validation_error for a grace period outside 0-2592000; not_found for an unknown id " +
     "or another user's key; conflict when the key is revoked, expired or already rotated (rotate its " +
-    "successor instead).",
+    "successor instead); confirmation_declined when the user says no (nothing is changed).",
   group: "API Keys",
   inputSchema: rotateApiKeyInput,
   outputSchema: rotateApiKeyOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
-  handler: (input, { service, principal }) => service.rotateApiKey(principal, input),
+  handler: async (input, context) => {
+    const { service, principal } = context;
+    if ((input.grace_period_seconds ?? 0) === 0) {
+      // A working key is about to stop working: ask first. A key that cannot be rotated gets its
+      // not_found or conflict from the service, without a question.
+      const key = await service.getApiKey(principal, { id: input.id });
+      if (key.status === "active" && key.replaced_by === null) {
+        await requireConfirmation(
+          context,
+          `Rotate the API key "${key.name}" (${key.key_prefix})? The old key stops working at once; ` +
+            "decline and pass grace_period_seconds to keep it working while clients switch.",
+          key.id,
+        );
+      }
+    }
+    return service.rotateApiKey(principal, input);
+  },
 });

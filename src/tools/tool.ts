@@ -5,6 +5,13 @@ import type { Principal } from "../service/principal.js";
 export interface ToolContext {
   service: KeyService;
   principal: Principal;
+  /**
+   * Asks the person behind the client to confirm a step that stops a working key (MCP
+   * elicitation). Resolves true when they accept, or at once when the client cannot ask (it
+   * declared no elicitation capability: its own approval of a destructive tool stands); false when
+   * they decline or cancel; rejects when no answer comes. Absent where there is nobody to ask.
+   */
+  confirm?: (message: string) => Promise<boolean>;
 }
 
 export interface ToolAnnotations {

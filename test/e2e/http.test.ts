@@ -440,6 +440,49 @@ describe("keywarden serve: the authentication and authorization matrix over real
   });
 });
 
+describe("keywarden serve: confirmation over HTTP", () => {
+  it("asks the client on the call's own stream before revoking; no is confirmation_declined, yes revokes", async () => {
+    const db = tempDb();
+    const admin = mintKey(db, "ops", "admin", "admin");
+    const target = mintKey(db, "victim", "ci deploy", "tools:read");
+    const server = await serve(["--db", db]);
+    const questions: string[] = [];
+    let answer: "accept" | "decline" = "decline";
+    const { client } = await connectHttpClient(server.url, admin.key, "keywarden-http-test/1.0", (request) => {
+      questions.push(request.params.message);
+      return answer === "accept" ? { action: "accept", content: {} } : { action: "decline" };
+    });
+    cleanups.push(() => client.close());
+
+    const declined = toolError(await client.callTool({ name: "revoke_api_key", arguments: { id: target.id } }));
+    expect(declined.code).toBe("confirmation_declined");
+    expect(questions).toEqual([expect.stringMatching(/^Revoke the API key "ci deploy" \(kw_\w{12}, scopes tools:read\)\?/)]);
+    const check = await client.callTool({ name: "verify_api_key", arguments: { key: target.key } });
+    expect(check.structuredContent).toMatchObject({ code: "valid" });
+
+    answer = "accept";
+    const revoked = await client.callTool({ name: "revoke_api_key", arguments: { id: target.id, reason: "confirmed" } });
+    expect(revoked.structuredContent).toMatchObject({ id: target.id, status: "revoked", revoked_reason: "confirmed" });
+    expect(questions).toHaveLength(2);
+  });
+
+  it("does not ask in --stateless mode, where no answer could come back to the call", async () => {
+    const db = tempDb();
+    const admin = mintKey(db, "ops", "admin", "admin");
+    const target = mintKey(db, "victim", "ci deploy", "tools:read");
+    const server = await serve(["--db", db, "--stateless"]);
+    const questions: string[] = [];
+    const { client } = await connectHttpClient(server.url, admin.key, "keywarden-http-test/1.0", (request) => {
+      questions.push(request.params.message);
+      return { action: "decline" };
+    });
+    cleanups.push(() => client.close());
+    const revoked = await client.callTool({ name: "revoke_api_key", arguments: { id: target.id } });
+    expect(revoked.structuredContent).toMatchObject({ id: target.id, status: "revoked" });
+    expect(questions).toEqual([]);
+  });
+});
+
 describe("keywarden serve: failed-authentication limit", () => {
   it("cuts an address off with 429 after 30 bad tokens; a good key works again after the window", async () => {
     const db = tempDb();

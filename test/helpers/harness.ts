@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { ElicitRequestSchema, type ElicitRequest, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { createServer } from "../../src/server.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/service/policy.js";
 import type { Principal } from "../../src/service/principal.js";
@@ -66,12 +67,19 @@ export async function openHarness(
   };
 }
 
-/** A real MCP client linked in memory to a real server for `principal`. */
-export async function connectClient(service: KeyService, principal: Principal): Promise<Client> {
+/** How a test client answers an elicitation: the person behind it accepting, declining or cancelling. */
+export type ElicitationAnswer = (request: ElicitRequest) => Promise<ElicitResult> | ElicitResult;
+
+/**
+ * A real MCP client linked in memory to a real server for `principal`. With `answerElicitation`
+ * the client declares the elicitation capability and answers questions with it.
+ */
+export async function connectClient(service: KeyService, principal: Principal, answerElicitation?: ElicitationAnswer): Promise<Client> {
   const server = createServer({ service, principal, version: "test" });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   await server.connect(serverTransport);
-  const client = new Client({ name: "keywarden-test", version: "0" });
+  const client = new Client({ name: "keywarden-test", version: "0" }, answerElicitation ? { capabilities: { elicitation: {} } } : {});
+  if (answerElicitation) client.setRequestHandler(ElicitRequestSchema, (request) => answerElicitation(request));
   await client.connect(clientTransport);
   return client;
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema, type ElicitRequest, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { assertBuilt, cleanEnv, CLI, runCli } from "./spawn.js";
 
 export interface HttpServerProcess {
@@ -118,12 +119,21 @@ export const initializeBody = (id = 1) =>
 
 export const rpcBody = (method: string, params: Record<string, unknown> = {}, id = 2) => JSON.stringify({ jsonrpc: "2.0", id, method, params });
 
-/** A real MCP client over Streamable HTTP with the key as bearer token (none: no header). */
-export async function connectHttpClient(url: string, key: string | null, userAgent = "keywarden-http-test/1.0"): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+/**
+ * A real MCP client over Streamable HTTP with the key as bearer token (none: no header). With
+ * `answerElicitation` it declares the elicitation capability and answers questions with it.
+ */
+export async function connectHttpClient(
+  url: string,
+  key: string | null,
+  userAgent = "keywarden-http-test/1.0",
+  answerElicitation?: (request: ElicitRequest) => ElicitResult,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const headers: Record<string, string> = { "User-Agent": userAgent };
   if (key !== null) headers.Authorization = `Bearer ${key}`;
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
-  const client = new Client({ name: "keywarden-http-test", version: "0" });
+  const client = new Client({ name: "keywarden-http-test", version: "0" }, answerElicitation ? { capabilities: { elicitation: {} } } : {});
+  if (answerElicitation) client.setRequestHandler(ElicitRequestSchema, (request) => answerElicitation(request));
   await client.connect(transport);
   return { client, transport };
 }

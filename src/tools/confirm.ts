@@ -1,0 +1,23 @@
+import { echoValue, ServiceError } from "../service/errors.js";
+import type { ToolContext } from "./tool.js";
+
+/**
+ * Stops a tool call with confirmation_declined unless the person behind the client confirms
+ * (see ToolContext.confirm). Nothing has been changed when it throws.
+ */
+export async function requireConfirmation(context: ToolContext, message: string, id: string): Promise<void> {
+  if (context.confirm === undefined) return;
+  let accepted: boolean;
+  try {
+    accepted = await context.confirm(message);
+  } catch {
+    throw new ServiceError("confirmation_declined", "the client gave no answer to the confirmation request; nothing was changed", [
+      { key: "id", message: "not_confirmed", value: echoValue(id) },
+    ]);
+  }
+  if (!accepted) {
+    throw new ServiceError("confirmation_declined", "the user declined; nothing was changed", [
+      { key: "id", message: "declined", value: echoValue(id) },
+    ]);
+  }
+}
