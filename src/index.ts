@@ -6,6 +6,7 @@ export { KeyService } from "./service/service.js";
 export type {
   ApiKeyPage,
   Clock,
+  ConfirmKeyStop,
   CreateApiKeyInput,
   CreatedApiKey,
   KeyEventPage,

@@ -16,6 +16,7 @@ import { ServiceError, echoValue, validationError, type FieldError } from "./err
 import { checkPolicy, DEFAULT_SERVICE_CONFIG, type ServiceConfig } from "./policy.js";
 import type { Principal } from "./principal.js";
 import {
+  statusOf,
   toApiKeyRecord,
   toKeyEventRecord,
   toProjectRecord,
@@ -29,6 +30,7 @@ import type {
   ApiKeyPage,
   AuthenticationRefusal,
   Clock,
+  ConfirmKeyStop,
   CreateApiKeyInput,
   CreateProjectInput,
   CreatedApiKey,
@@ -306,7 +308,7 @@ export class KeyService {
     }
   }
 
-  async rotateApiKey(principal: Principal, input: RotateApiKeyInput): Promise<RotatedApiKey> {
+  async rotateApiKey(principal: Principal, input: RotateApiKeyInput, confirmStop?: ConfirmKeyStop): Promise<RotatedApiKey> {
     const errors: FieldError[] = [];
     const grace = checkInteger(
       "grace_period_seconds",
@@ -329,6 +331,13 @@ export class KeyService {
           { key: "id", message: `acting key lacks: ${missing.join(", ")}`, value: echoValue(input.id) },
         ]);
       }
+    }
+    // Without grace a working key stops now. A key the store will refuse (revoked, expired,
+    // replaced) gets its conflict without the question. The answer may take a while: the time of
+    // the rotation is read after it, and the store refuses the key if it changed meanwhile.
+    if (grace === 0 && confirmStop !== undefined && old.replaced_by === null) {
+      const asked = this.clock();
+      if (statusOf(old, asked) === "active") await confirmStop(toApiKeyRecord(old, asked));
     }
 
     const now = this.clock();
@@ -373,11 +382,13 @@ export class KeyService {
     };
   }
 
-  async revokeApiKey(principal: Principal, input: RevokeApiKeyInput): Promise<ApiKeyRecord> {
+  async revokeApiKey(principal: Principal, input: RevokeApiKeyInput, confirmStop?: ConfirmKeyStop): Promise<ApiKeyRecord> {
     const errors: FieldError[] = [];
     const reason = input.reason === undefined ? null : checkName("reason", input.reason, errors);
     if (errors.length > 0) throw validationError(errors);
-    await this.visibleKey(principal, "id", input.id);
+    const current = await this.visibleKey(principal, "id", input.id);
+    // Revoking a revoked key changes nothing: nothing to confirm.
+    if (current.revoked_at === null && confirmStop !== undefined) await confirmStop(toApiKeyRecord(current, this.clock()));
     const now = this.clock();
     const at = now.toISOString();
     const result = await this.store.revokeKey({

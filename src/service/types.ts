@@ -100,6 +100,13 @@ export interface RotatedApiKey extends CreatedApiKey {
   previous_key_expires_at: string;
 }
 
+/**
+ * Called after every check, just before a working key is made to stop working (a revocation, a
+ * rotation without grace), with the key as it is now. To stop the change, it throws (the tools
+ * throw confirmation_declined); nothing has been written then.
+ */
+export type ConfirmKeyStop = (key: ApiKeyRecord) => Promise<void>;
+
 export interface RevokeApiKeyInput {
   id: string;
   reason?: string;

@@ -24,19 +24,13 @@ export const revokeApiKeyTool = defineTool({
   inputSchema: revokeApiKeyInput,
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-  handler: async (input, context) => {
-    const { service, principal } = context;
-    // Read first: an unknown or foreign id is not_found before anyone is asked about it, and an
-    // already revoked key changes nothing, so there is nothing to confirm.
-    const key = await service.getApiKey(principal, { id: input.id });
-    if (key.revoked_at === null) {
-      await requireConfirmation(
+  handler: (input, context) =>
+    context.service.revokeApiKey(context.principal, input, (key) =>
+      requireConfirmation(
         context,
         `Revoke the API key "${key.name}" (${key.key_prefix}, scopes ${key.scopes.join(", ")})? ` +
           "It stops working everywhere at once, and this cannot be undone.",
         key.id,
-      );
-    }
-    return service.revokeApiKey(principal, input);
-  },
+      ),
+    ),
 });

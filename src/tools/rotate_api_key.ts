@@ -43,21 +43,13 @@ export const rotateApiKeyTool = defineTool({
   inputSchema: rotateApiKeyInput,
   outputSchema: rotateApiKeyOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
-  handler: async (input, context) => {
-    const { service, principal } = context;
-    if ((input.grace_period_seconds ?? 0) === 0) {
-      // A working key is about to stop working: ask first. A key that cannot be rotated gets its
-      // not_found or conflict from the service, without a question.
-      const key = await service.getApiKey(principal, { id: input.id });
-      if (key.status === "active" && key.replaced_by === null) {
-        await requireConfirmation(
-          context,
-          `Rotate the API key "${key.name}" (${key.key_prefix})? The old key stops working at once; ` +
-            "decline and pass grace_period_seconds to keep it working while clients switch.",
-          key.id,
-        );
-      }
-    }
-    return service.rotateApiKey(principal, input);
-  },
+  handler: (input, context) =>
+    context.service.rotateApiKey(context.principal, input, (key) =>
+      requireConfirmation(
+        context,
+        `Rotate the API key "${key.name}" (${key.key_prefix})? The old key stops working at once; ` +
+          "decline and pass grace_period_seconds to keep it working while clients switch.",
+        key.id,
+      ),
+    ),
 });

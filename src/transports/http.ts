@@ -44,6 +44,7 @@ const CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, Mcp-Session-I
 const CORS_EXPOSED_HEADERS = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After";
 /** How long a browser may reuse a preflight's answer, in seconds. */
 const CORS_MAX_AGE_SECONDS = 600;
+
 const FAR_FUTURE_SECONDS = 253402300799; // 9999-12-31T23:59:59Z: a key without expiry
 
 export interface HttpLogger extends ServerLogger {

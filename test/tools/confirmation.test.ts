@@ -70,6 +70,10 @@ describe("confirmation of steps that stop a working key", () => {
 
   it("does not ask when nothing working stops: a rotation with grace, a second revocation, an unknown id", async () => {
     const client = await clientAnswering("decline");
+    // Bad input is refused before anyone is asked.
+    expect((await callError(client, "revoke_api_key", { id: key.id, reason: "   " })).code).toBe("validation_error");
+    expect((await callError(client, "rotate_api_key", { id: key.id, grace_period_seconds: -1 })).code).toBe("validation_error");
+    expect(asked).toHaveLength(0);
     const rotated = await callOk<Created & { previous_key_id: string }>(client, "rotate_api_key", { id: key.id, grace_period_seconds: 600 });
     expect(rotated.previous_key_id).toBe(key.id);
     expect(asked).toHaveLength(0);
