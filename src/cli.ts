@@ -5,7 +5,6 @@ import { ConfigError, parseScopeList, resolveConfig, resolveHttpConfig, type App
 import { createServer } from "./server.js";
 import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
-import type { ApiKeyRecord, KeyEventRecord } from "./service/records.js";
 import { KeyService } from "./service/service.js";
 import type { ListApiKeysInput } from "./service/types.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
@@ -176,6 +175,23 @@ async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: A
   }
 }
 
+/** Every item of a paged listing, walking its cursors: the admin commands print whole listings. */
+async function everyPage<T>(fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; next: string | null }>): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    cursor = page.next ?? undefined;
+  } while (cursor !== undefined);
+  return items;
+}
+
+/** User names by id, so that listings name owners and actors instead of showing usr_ ids. */
+async function userNamesById(service: KeyService, principal: Principal): Promise<Map<string, string>> {
+  return new Map((await service.listUsers(principal)).map((user) => [user.id, user.name]));
+}
+
 function print(json: boolean, value: unknown, human: string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human}\n`);
 }
@@ -325,19 +341,16 @@ export function buildProgram(): Command {
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { status?: string; project?: string; json?: boolean }>(command);
       return withAdminApp(options, async ({ service }, principal) => {
-        const keys: ApiKeyRecord[] = [];
-        let cursor: string | undefined;
-        do {
+        const keys = await everyPage(async (cursor) => {
           const page = await service.listApiKeys(principal, {
             status: options.status as ListApiKeysInput["status"], // checked by the service
             project_reference: options.project,
             limit: PAGE_LIMIT_MAX,
             cursor,
           });
-          keys.push(...page.keys);
-          cursor = page.next_cursor ?? undefined;
-        } while (cursor !== undefined);
-        const userNames = new Map((await service.listUsers(principal)).map((user) => [user.id, user.name]));
+          return { items: page.keys, next: page.next_cursor };
+        });
+        const userNames = await userNamesById(service, principal);
         const lines = keys.map(
           (key) =>
             `${key.id}  ${key.key_prefix}  ${key.status}  ${userNames.get(key.user_id) ?? key.user_id}  ${JSON.stringify(key.name)}  ` +
@@ -367,14 +380,11 @@ export function buildProgram(): Command {
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { keyId?: string; json?: boolean }>(command);
       return withAdminApp(options, async ({ service }, principal) => {
-        const events: KeyEventRecord[] = [];
-        let cursor: string | undefined;
-        do {
+        const events = await everyPage(async (cursor) => {
           const page = await service.listKeyEvents(principal, { key_id: options.keyId, limit: PAGE_LIMIT_MAX, cursor });
-          events.push(...page.events);
-          cursor = page.next_cursor ?? undefined;
-        } while (cursor !== undefined);
-        const userNames = new Map((await service.listUsers(principal)).map((user) => [user.id, user.name]));
+          return { items: page.events, next: page.next_cursor };
+        });
+        const userNames = await userNamesById(service, principal);
         const actor = (userId: string | null) => (userId === null ? "-" : (userNames.get(userId) ?? userId));
         const lines = events.map(
           (event) =>

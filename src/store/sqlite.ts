@@ -71,8 +71,11 @@ interface KeyEventDbRow extends Omit<KeyEventRow, "detail" | "transport"> {
 
 const ACTIVE_AT = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)";
 
+/** The keys the cap counts: active, and not on their way out after a rotation. */
+const COUNTS_AGAINST_CAP = `replaced_by IS NULL AND ${ACTIVE_AT}`;
+
 /** The cap's count, run in every create's write transaction: answered from api_keys_unrevoked_by_user alone. */
-export const COUNT_ACTIVE_KEYS_SQL = `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND replaced_by IS NULL AND ${ACTIVE_AT}`;
+export const COUNT_ACTIVE_KEYS_SQL = `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND ${COUNTS_AGAINST_CAP}`;
 
 /** The SQL condition of each status filter; they match the status the service derives. */
 const STATUS_CONDITION: Record<KeyStatusFilter, string> = {
@@ -179,7 +182,7 @@ export class SqliteKeyStore implements KeyStore {
       // Each count reads api_keys_unrevoked_by_user alone, as the cap's count does.
       usersOfOrganization: db.prepare<{ organization_id: string; now: string }, UserWithActiveKeys>(
         `SELECT users.id, users.organization_id, users.name, users.created_at,
-           (SELECT count(*) FROM api_keys WHERE api_keys.user_id = users.id AND replaced_by IS NULL AND ${ACTIVE_AT}) AS active_keys
+           (SELECT count(*) FROM api_keys WHERE api_keys.user_id = users.id AND ${COUNTS_AGAINST_CAP}) AS active_keys
          FROM users WHERE organization_id = @organization_id ORDER BY name`,
       ),
       insertUser: db.prepare(

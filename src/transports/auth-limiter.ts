@@ -7,6 +7,7 @@ import { isIPv6 } from "node:net";
  * its IPv4 address. Anything that is not an IP address (say "unknown") is its own key.
  */
 export function limitedBlockOf(address: string): string {
+  if (!address.includes(":")) return address; // IPv4, the usual case: every request asks
   const bare = address.replace(/%.*$/, ""); // a zone id (fe80::1%eth0) names an interface, not a host
   if (!isIPv6(bare)) return address;
   let text = bare.toLowerCase();
