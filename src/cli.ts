@@ -284,18 +284,19 @@ export function buildProgram(): Command {
         RawOptions & { name: string; scopes?: string; project?: string; expiresInDays?: string; json?: boolean }
       >(command);
       return withAdminApp(options, async ({ service }, principal) => {
-        let expiresAt: string | undefined;
+        let expiresInDays: number | undefined;
         if (options.expiresInDays !== undefined) {
           const raw = options.expiresInDays.trim();
           if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
             throw new ConfigError(`--expires-in-days must be a positive integer, got ${JSON.stringify(options.expiresInDays)}`);
           }
-          expiresAt = new Date(Date.now() + Number(raw) * 86_400_000).toISOString();
+          expiresInDays = Number(raw);
         }
+        // The service makes the instant, within policy and MAX_INSTANT (src/store/instants.ts).
         const created = await service.createApiKey(principal, {
           name: options.name,
           project_reference: options.project,
-          expires_at: expiresAt,
+          expires_in_days: expiresInDays,
           scopes: options.scopes === undefined ? undefined : parseScopeList("--scopes", options.scopes),
         });
         // stdout gets the key and nothing else; the rest is for the operator's eyes.

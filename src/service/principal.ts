@@ -8,7 +8,10 @@ export interface Principal {
   transport: Transport;
   /** The acting API key, when one authenticated the call. */
   keyId: string | null;
-  /** The acting key's scopes; null when no key restricts the caller (the local operator). */
+  /**
+   * The acting key's scopes; null when no key acts (stdio, the CLI). What a principal holds is
+   * decided by holdsScope in access.ts alone: read it there, not here.
+   */
   scopes: string[] | null;
   /** Admins act on every user's keys, on projects and users, and may mint any scope. */
   isAdmin: boolean;

@@ -1,3 +1,4 @@
+import { keyStatusAt, toInstant } from "../store/instants.js";
 import type { ApiKeyRow, KeyEventRow, KeyStatus, ProjectRow, Transport, UserWithActiveKeys } from "../store/types.js";
 
 /**
@@ -57,11 +58,9 @@ export interface KeyEventRecord {
   detail: Record<string, unknown>;
 }
 
-/** DESIGN section 2: revoked if revoked_at is set, else expired if expires_at <= now, else active. */
+/** A key's status at `now`: keyStatusAt (store/instants.ts), the one definition SQL shares. */
 export function statusOf(key: Pick<ApiKeyRow, "revoked_at" | "expires_at">, now: Date): KeyStatus {
-  if (key.revoked_at !== null) return "revoked";
-  if (key.expires_at !== null && Date.parse(key.expires_at) <= now.getTime()) return "expired";
-  return "active";
+  return keyStatusAt(key, toInstant(now));
 }
 
 /** Field by field, so that a column added to the row never leaks into a record by accident. */

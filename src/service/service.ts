@@ -11,6 +11,8 @@ import type {
   ProjectRow,
   Transport,
 } from "../store/types.js";
+import { keyStatusAt, MAX_INSTANT_MS, toInstant } from "../store/instants.js";
+import { assertHoldsScopes, assertMayActOn, assertMayUpdate, grantableScopes, maySee } from "./access.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import { ServiceError, echoValue, validationError, type FieldError } from "./errors.js";
 import { checkPolicy, DEFAULT_SERVICE_CONFIG, type ServiceConfig } from "./policy.js";
@@ -53,14 +55,15 @@ import type {
   WhoAmI,
 } from "./types.js";
 import {
-  addDays,
   capUserAgent,
   checkDescription,
   checkExpiresAt,
   checkInteger,
   checkName,
   checkScopes,
+  DAY_MS,
   GRACE_PERIOD_DEFAULT_SECONDS,
+  instantAfter,
   KEY_STATUS_FILTERS,
   GRACE_PERIOD_MAX_SECONDS,
   PAGE_LIMIT_DEFAULT,
@@ -133,12 +136,7 @@ export class KeyService {
     const now = this.clock();
     const errors: FieldError[] = [];
     const name = checkName("name", input.name, errors);
-    const expiresAt =
-      input.expires_at === undefined
-        ? policy.defaultExpiryDays === null
-          ? null
-          : addDays(now, policy.defaultExpiryDays)
-        : checkExpiresAt("expires_at", input.expires_at, now, policy.maxExpiryDays, errors);
+    const expiresAt = this.newKeyExpiry(input, now, errors);
     const requested = input.scopes === undefined ? undefined : this.checkKeyScopes("scopes", input.scopes, errors);
     if (errors.length > 0) throw validationError(errors);
 
@@ -175,6 +173,31 @@ export class KeyService {
       );
     }
     return this.createdKeyOf(key, token);
+  }
+
+  /** A new key's expiry: expires_at, or expires_in_days, or the default; every one within policy and MAX_INSTANT. */
+  private newKeyExpiry(input: CreateApiKeyInput, now: Date, errors: FieldError[]): string | null | undefined {
+    const { defaultExpiryDays, maxExpiryDays } = this.config.policy;
+    if (input.expires_at !== undefined && input.expires_in_days !== undefined) {
+      errors.push({ key: "expires_in_days", message: "give expires_at or expires_in_days, not both", value: echoValue(input.expires_in_days) });
+      return undefined;
+    }
+    if (input.expires_at !== undefined) return checkExpiresAt("expires_at", input.expires_at, now, maxExpiryDays, errors);
+    if (input.expires_in_days !== undefined) {
+      const days = input.expires_in_days;
+      if (!Number.isSafeInteger(days) || days < 1) {
+        errors.push({ key: "expires_in_days", message: "must be a positive integer", value: echoValue(days) });
+        return undefined;
+      }
+      if (maxExpiryDays !== null && days > maxExpiryDays) {
+        errors.push({ key: "expires_in_days", message: `must be at most ${maxExpiryDays} days`, value: days });
+        return undefined;
+      }
+      return instantAfter("expires_in_days", now, days * DAY_MS, days, errors);
+    }
+    if (defaultExpiryDays === null) return null;
+    // The operator's default, not the caller's input: the caller can still give an earlier expires_at.
+    return instantAfter("expires_at", now, defaultExpiryDays * DAY_MS, null, errors);
   }
 
   async createProject(principal: Principal, input: CreateProjectInput): Promise<ProjectRecord> {
@@ -286,6 +309,7 @@ export class KeyService {
       event: this.event(principal, input.id, "key.updated", at, {}),
       now: at,
       narrowScopesOnly: !principal.isAdmin,
+      authorize: (current) => assertMayUpdate(principal, current, changes),
     });
     if (result.ok) return toApiKeyRecord(result.key, now);
     switch (result.reason) {
@@ -318,20 +342,13 @@ export class KeyService {
       GRACE_PERIOD_DEFAULT_SECONDS,
       errors,
     );
+    instantAfter("grace_period_seconds", this.clock(), grace * 1000, grace, errors);
     if (errors.length > 0) throw validationError(errors);
     this.assertMayMint(principal);
 
     const old = await this.visibleKey(principal, "id", input.id);
-    // Same rule as create: a key never obtains a key more powerful than itself.
-    if (principal.scopes !== null && !principal.isAdmin) {
-      const held = new Set(principal.scopes);
-      const missing = old.scopes.filter((scope) => !held.has(scope));
-      if (missing.length > 0) {
-        throw new ServiceError("forbidden", "the acting key does not hold every scope of the key to rotate", [
-          { key: "id", message: `acting key lacks: ${missing.join(", ")}`, value: echoValue(input.id) },
-        ]);
-      }
-    }
+    // As create: nobody obtains a key more powerful than themselves (the store re-checks the scopes: `expected`).
+    assertMayActOn(principal, old, "rotate");
     // Without grace a working key stops now. A key the store will refuse (revoked, expired,
     // replaced) gets its conflict without the question. The answer may take a while: the time of
     // the rotation is read after it, and the store refuses the key if it changed meanwhile.
@@ -354,16 +371,23 @@ export class KeyService {
       rotatedFrom: old.id,
     });
     const detail = { previous_key_id: old.id, new_key_id: key.id, grace_period_seconds: grace, new_key_expires_at: key.expires_at };
+    const graceUntil = instantAfter("grace_period_seconds", now, grace * 1000, grace, errors);
+    if (graceUntil === undefined) throw validationError(errors);
     const result = await this.store.rotateKey({
       oldKeyId: old.id,
       newKey: key,
-      graceUntil: new Date(now.getTime() + grace * 1000).toISOString(),
+      graceUntil,
       now: at,
       expected: old,
       events: [
         this.event(principal, old.id, "key.rotated", at, detail),
         this.event(principal, key.id, "key.rotated", at, detail),
       ],
+      // One overlap per rotation chain (README, rotate_api_key): the predecessor's grace ends now.
+      endGraceOf:
+        old.rotated_from === null
+          ? undefined
+          : { keyId: old.rotated_from, event: this.event(principal, old.rotated_from, "key.grace_ended", at, { rotated_key_id: old.id, new_key_id: key.id }) },
     });
     if (!result.ok) {
       if (result.reason === "not_found") throw notFound("id", input.id);
@@ -387,6 +411,7 @@ export class KeyService {
     const reason = input.reason === undefined ? null : checkName("reason", input.reason, errors);
     if (errors.length > 0) throw validationError(errors);
     const current = await this.visibleKey(principal, "id", input.id);
+    assertMayActOn(principal, current, "revoke");
     // Revoking a revoked key changes nothing: nothing to confirm.
     if (current.revoked_at === null && confirmStop !== undefined) await confirmStop(toApiKeyRecord(current, this.clock()));
     const now = this.clock();
@@ -396,6 +421,7 @@ export class KeyService {
       reason,
       now: at,
       event: this.event(principal, input.id, "key.revoked", at, { reason }),
+      authorize: (key) => assertMayActOn(principal, key, "revoke"),
     });
     if (!result.ok) throw notFound("id", input.id);
     return toApiKeyRecord(result.key, now);
@@ -424,14 +450,9 @@ export class KeyService {
     if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
 
     const now = this.clock();
+    const status = keyStatusAt(row, toInstant(now));
     const code: VerifyCode =
-      row.revoked_at !== null
-        ? "revoked"
-        : row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()
-          ? "expired"
-          : required.every((scope) => row.scopes.includes(scope))
-            ? "valid"
-            : "insufficient_scope";
+      status !== "active" ? status : required.every((scope) => row.scopes.includes(scope)) ? "valid" : "insufficient_scope";
     if (code === "valid") {
       const queued = this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
       if (queued !== undefined) await queued;
@@ -581,18 +602,14 @@ export class KeyService {
   /** A key the principal may see: their own, or any of the organization's for an admin. Otherwise not_found. */
   private async visibleKey(principal: Principal, field: string, id: string): Promise<ApiKeyRow> {
     const key = await this.store.getKeyById(id);
-    if (!key || !this.canSee(principal, key)) throw notFound(field, id);
+    if (!key || !maySee(principal, key)) throw notFound(field, id);
     return key;
   }
 
   private async visibleKeyByPrefix(principal: Principal, keyPrefix: string): Promise<ApiKeyRow> {
     const key = await this.store.getKeyByPrefix(keyPrefix);
-    if (!key || !this.canSee(principal, key)) throw notFound("key_prefix", keyPrefix, "no API key with this key_prefix");
+    if (!key || !maySee(principal, key)) throw notFound("key_prefix", keyPrefix, "no API key with this key_prefix");
     return key;
-  }
-
-  private canSee(principal: Principal, key: ApiKeyRow): boolean {
-    return key.organization_id === principal.organizationId && (principal.isAdmin || key.user_id === principal.userId);
   }
 
   private async projectOf(principal: Principal, reference: string): Promise<ProjectRow> {
@@ -628,14 +645,14 @@ export class KeyService {
    */
   private successorExpiry(old: ApiKeyRow, now: Date): string | null {
     const { defaultExpiryDays, maxExpiryDays } = this.config.policy;
-    const maxAt = maxExpiryDays === null ? null : Date.parse(addDays(now, maxExpiryDays));
+    // Never past MAX_INSTANT: a lifetime that would carry the successor beyond it ends there.
+    const latest = Math.min(MAX_INSTANT_MS, maxExpiryDays === null ? Infinity : now.getTime() + maxExpiryDays * DAY_MS);
     if (old.expires_at === null) {
-      if (maxAt === null) return null;
-      return defaultExpiryDays === null ? new Date(maxAt).toISOString() : addDays(now, defaultExpiryDays);
+      if (maxExpiryDays === null) return null;
+      return toInstant(Math.min(latest, now.getTime() + (defaultExpiryDays ?? maxExpiryDays) * DAY_MS));
     }
     const lifetime = Math.max(1000, Date.parse(old.expires_at) - Date.parse(old.created_at));
-    const at = now.getTime() + lifetime;
-    return new Date(maxAt === null ? at : Math.min(at, maxAt)).toISOString();
+    return toInstant(Math.min(now.getTime() + lifetime, latest));
   }
 
   private newKeyRow(
@@ -696,34 +713,22 @@ export class KeyService {
   }
 
   /**
-   * A new key gets the base scopes, narrowed to what the acting key holds: a key can never mint
-   * a key more powerful than itself. Admins and the local operator are not narrowed.
+   * A new key gets the base scopes the principal holds (access.ts): nobody mints a key more
+   * powerful than themselves, and admin from a project's defaults goes only to an admin.
    */
   private scopesForNewKey(principal: Principal, base: string[]): string[] {
-    if (principal.scopes === null || principal.isAdmin) return [...base];
-    const held = new Set(principal.scopes);
-    const scopes = base.filter((scope) => held.has(scope));
+    const scopes = grantableScopes(principal, base);
     if (scopes.length === 0) {
-      throw new ServiceError("forbidden", "the acting key holds none of the scopes a new key here would get", [
+      throw new ServiceError("forbidden", `you hold none of the scopes a new key here would get (${base.join(", ")}); ask an admin`, [
         { key: "scopes", message: "exceeds_acting_key", value: base.join(",") },
       ]);
     }
     return scopes;
   }
 
-  /**
-   * Scopes named explicitly for a new key: an admin may name any, anyone else only scopes held
-   * (the local operator without --admin holds every scope but admin).
-   */
+  /** Scopes named explicitly for a new key: only scopes the principal holds (access.ts). */
   private explicitScopes(principal: Principal, requested: string[]): string[] {
-    const holds = (scope: string) =>
-      principal.isAdmin || (principal.scopes === null ? scope !== "admin" : principal.scopes.includes(scope));
-    const extra = requested.filter((scope) => !holds(scope));
-    if (extra.length > 0) {
-      throw new ServiceError("forbidden", `you may not grant scopes you do not hold: ${extra.join(", ")}`, [
-        { key: "scopes", message: "exceeds_acting_principal", value: extra.join(",") },
-      ]);
-    }
+    assertHoldsScopes(principal, requested, "grant a scope", { key: "scopes" });
     return requested;
   }
 

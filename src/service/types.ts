@@ -35,6 +35,11 @@ export interface CreateApiKeyInput {
    * never passes them. An admin may name any scope, anyone else only scopes they hold.
    */
   scopes?: string[];
+  /**
+   * Expiry in whole days from now, instead of expires_at (`keywarden admin create-key
+   * --expires-in-days`); the tool never passes it. Within the longest expiry, like expires_at.
+   */
+  expires_in_days?: number;
 }
 
 /** The result of create_api_key: the only place a token's plaintext ever appears. */

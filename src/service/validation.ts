@@ -1,3 +1,4 @@
+import { isStorableInstant, MAX_INSTANT_TEXT, toInstant, type Instant } from "../store/instants.js";
 import type { KeyStatusFilter } from "../store/types.js";
 import { echoValue, type FieldError } from "./errors.js";
 
@@ -43,11 +44,15 @@ export function parseIsoDateTime(value: string): number | null {
   return corrected - offsetMinutes * 60_000;
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
+
+/** The message for an instant past the latest one keywarden stores (instants.ts). */
+export const PAST_MAX_INSTANT = `must be at most ${MAX_INSTANT_TEXT}`;
 
 /**
  * Checks a requested expiry against policy: a real date-time with offset, in the future, at most
- * `maxDays` ahead. Returns the canonical UTC form, or undefined after recording the error.
+ * `maxDays` ahead and at most MAX_INSTANT_TEXT. Returns the canonical UTC form, or undefined after
+ * recording the error.
  */
 export function checkExpiresAt(
   field: string,
@@ -69,11 +74,26 @@ export function checkExpiresAt(
     errors.push({ key: field, message: `must be at most ${maxDays} days from now`, value: echoValue(raw) });
     return undefined;
   }
-  return new Date(at).toISOString();
+  // Sub-millisecond digits are dropped by the parse: 23:59:59.9995Z is 23:59:59.999Z, still past the bound.
+  if (!isStorableInstant(at)) {
+    errors.push({ key: field, message: PAST_MAX_INSTANT, value: echoValue(raw) });
+    return undefined;
+  }
+  return toInstant(at);
 }
 
-export function addDays(now: Date, days: number): string {
-  return new Date(now.getTime() + days * DAY_MS).toISOString();
+/**
+ * `now` plus `ms` as a canonical instant, or undefined after recording on `field` that it would
+ * pass MAX_INSTANT_TEXT: every instant computed from a duration (default expiry, --expires-in-days,
+ * a rotation's grace) is made here.
+ */
+export function instantAfter(field: string, now: Date, ms: number, value: unknown, errors: FieldError[]): Instant | undefined {
+  const at = now.getTime() + ms;
+  if (!isStorableInstant(at)) {
+    errors.push({ key: field, message: `would end after ${MAX_INSTANT_TEXT}, the latest instant keywarden stores`, value: echoValue(value) });
+    return undefined;
+  }
+  return toInstant(at);
 }
 
 export const SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;

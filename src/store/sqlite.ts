@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
+import { isActiveAt, KEY_STATUS_SQL, keyStatusAt } from "./instants.js";
 import { loadMigrations, type Migration } from "./migrations.js";
 import type {
   ApiKeyRow,
@@ -69,7 +70,7 @@ interface KeyEventDbRow extends Omit<KeyEventRow, "detail" | "transport"> {
   transport: string;
 }
 
-const ACTIVE_AT = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)";
+const ACTIVE_AT = KEY_STATUS_SQL.active;
 
 /** The keys the cap counts: active, and not on their way out after a rotation. */
 const COUNTS_AGAINST_CAP = `replaced_by IS NULL AND ${ACTIVE_AT}`;
@@ -77,13 +78,8 @@ const COUNTS_AGAINST_CAP = `replaced_by IS NULL AND ${ACTIVE_AT}`;
 /** The cap's count, run in every create's write transaction: answered from api_keys_unrevoked_by_user alone. */
 export const COUNT_ACTIVE_KEYS_SQL = `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND ${COUNTS_AGAINST_CAP}`;
 
-/** The SQL condition of each status filter; they match the status the service derives. */
-const STATUS_CONDITION: Record<KeyStatusFilter, string> = {
-  active: ACTIVE_AT,
-  revoked: "revoked_at IS NOT NULL",
-  expired: "revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= @now",
-  all: "1 = 1",
-};
+/** The SQL condition of each status filter: keyStatusAt's own conditions (instants.ts). */
+const STATUS_CONDITION: Record<KeyStatusFilter, string> = { ...KEY_STATUS_SQL, all: "1 = 1" };
 
 /** Fields whose old and new values an update event records (description may be long: only named). */
 const DETAILED_FIELDS = new Set(["name", "scopes", "expires_at"]);
@@ -389,7 +385,7 @@ export class SqliteKeyStore implements KeyStore {
     return (statement.all(params) as ApiKeyDbRow[]).map(toApiKeyRow);
   }
 
-  async updateKey({ id, changes, event, now, narrowScopesOnly }: UpdateKeyRequest): Promise<UpdateKeyResult> {
+  async updateKey({ id, changes, event, now, narrowScopesOnly, authorize }: UpdateKeyRequest): Promise<UpdateKeyResult> {
     return this.db
       .transaction((): UpdateKeyResult => {
         const found = this.statements.keyById.get(id);
@@ -397,14 +393,14 @@ export class SqliteKeyStore implements KeyStore {
         const before = toApiKeyRow(found);
         if (changes.expires_at !== undefined) {
           if (before.replaced_by !== null) return { ok: false, reason: "replaced", key: before };
-          const active = before.revoked_at === null && (before.expires_at === null || before.expires_at > now);
-          if (!active) return { ok: false, reason: "inactive", key: before };
+          if (!isActiveAt(before, now)) return { ok: false, reason: "inactive", key: before };
         }
         if (changes.scopes !== undefined && narrowScopesOnly) {
           const held = new Set(before.scopes);
           const extra = changes.scopes.filter((scope) => !held.has(scope));
           if (extra.length > 0) return { ok: false, reason: "scope_widening", key: before, extra };
         }
+        authorize?.(before);
         const after: ApiKeyRow = { ...before };
         const changed: string[] = [];
         const from: Record<string, unknown> = {};
@@ -434,7 +430,7 @@ export class SqliteKeyStore implements KeyStore {
       .immediate();
   }
 
-  async rotateKey({ oldKeyId, newKey, graceUntil, now, expected, events }: RotateKeyRequest): Promise<RotateKeyResult> {
+  async rotateKey({ oldKeyId, newKey, graceUntil, now, expected, events, endGraceOf }: RotateKeyRequest): Promise<RotateKeyResult> {
     // IMMEDIATE: the re-read, the check and both writes happen under the write lock, so of any
     // number of concurrent rotations of one key (from any connection or process) exactly one
     // finds replaced_by empty.
@@ -446,8 +442,8 @@ export class SqliteKeyStore implements KeyStore {
         // Replaced first: the loser of a race with a grace-0 rotation should hear "already rotated"
         // (and the successor's id), not merely "revoked".
         if (old.replaced_by !== null) return { ok: false, reason: "already_rotated", key: old };
-        if (old.revoked_at !== null) return { ok: false, reason: "revoked", key: old };
-        if (old.expires_at !== null && old.expires_at <= now) return { ok: false, reason: "expired", key: old };
+        const status = keyStatusAt(old, now);
+        if (status !== "active") return { ok: false, reason: status, key: old };
         if ((["name", "description", "scopes", "expires_at"] as const).some((field) => !sameValue(old[field], expected[field]))) {
           return { ok: false, reason: "changed", key: old };
         }
@@ -478,17 +474,36 @@ export class SqliteKeyStore implements KeyStore {
             eventParams({ ...event, detail: { ...event.detail, previous_key_expires_at: stopsAt, previous_key_revoked: revokeNow } }),
           );
         }
+        if (endGraceOf) {
+          const foundPredecessor = this.statements.keyById.get(endGraceOf.keyId);
+          const predecessor = foundPredecessor ? toApiKeyRow(foundPredecessor) : null;
+          // Only a key that still works has a grace left to end; otherwise nothing is written.
+          if (predecessor && isActiveAt(predecessor, now)) {
+            this.statements.retireRotatedKey.run({
+              id: predecessor.id,
+              replaced_by: predecessor.replaced_by,
+              expires_at: now,
+              revoked_at: null,
+              revoked_reason: null,
+            });
+            const { event } = endGraceOf;
+            this.statements.insertEvent.run(
+              eventParams({ ...event, detail: { ...event.detail, from: { expires_at: predecessor.expires_at }, to: { expires_at: now } } }),
+            );
+          }
+        }
         return { ok: true, oldKey: retired, newKey };
       })
       .immediate();
   }
 
-  async revokeKey({ id, reason, now, event }: RevokeKeyRequest): Promise<RevokeKeyResult> {
+  async revokeKey({ id, reason, now, event, authorize }: RevokeKeyRequest): Promise<RevokeKeyResult> {
     return this.db
       .transaction((): RevokeKeyResult => {
         const found = this.statements.keyById.get(id);
         if (!found) return { ok: false, reason: "not_found" };
         const key = toApiKeyRow(found);
+        authorize?.(key);
         if (key.revoked_at !== null) return { ok: true, key, changed: false };
         const revoked: ApiKeyRow = { ...key, revoked_at: now, revoked_reason: reason };
         this.statements.revokeKey.run({ id, revoked_at: now, revoked_reason: reason });

@@ -159,7 +159,16 @@ export interface UpdateKeyRequest {
   now: string;
   /** Refuse scopes that are not a subset of the key's current scopes (non-admin callers). */
   narrowScopesOnly: boolean;
+  /** See Authorize: run after the refusals above, before anything is written. */
+  authorize?: Authorize;
 }
+
+/**
+ * The caller's judgement of the key as it is inside the write transaction, not as it was read
+ * before: it throws to refuse, which rolls the transaction back (nothing is written) and reaches
+ * the caller as it was thrown. The store runs it and knows nothing of its rules.
+ */
+export type Authorize = (current: ApiKeyRow) => void;
 
 export type UpdateKeyResult =
   | { ok: true; key: ApiKeyRow; changed: string[] }
@@ -186,6 +195,12 @@ export interface RotateKeyRequest {
    * detail, since only it knows the old key's expiry inside the transaction.
    */
   events: KeyEventRow[];
+  /**
+   * The old key's predecessor (its `rotated_from`), whose grace ends now: if it still works at
+   * `now`, its expires_at becomes `now` and `event` is written, with `from`/`to` expiry added to
+   * its detail. A predecessor that no longer works is left as it is.
+   */
+  endGraceOf?: { keyId: string; event: KeyEventRow };
 }
 
 export type RotateKeyResult =
@@ -198,6 +213,8 @@ export interface RevokeKeyRequest {
   reason: string | null;
   now: string;
   event: KeyEventRow;
+  /** See Authorize: run first, on the key as it is, whether or not it is already revoked. */
+  authorize?: Authorize;
 }
 
 export type RevokeKeyResult =

@@ -1,3 +1,4 @@
+import { holdsScope } from "../service/access.js";
 import type { Principal } from "../service/principal.js";
 import type { ToolDefinition } from "./tool.js";
 
@@ -12,9 +13,9 @@ export const MCP_SCOPES: readonly string[] = [SCOPE_TOOLS_READ, SCOPE_TOOLS_EXEC
 /** A key needs one of these to call POST /v1/keys/verify. */
 export const VERIFY_ENDPOINT_SCOPES: readonly string[] = [SCOPE_KEYS_VERIFY, SCOPE_ADMIN];
 
-/** Whether the principal holds one of `scopes`; a principal without a key (stdio) is not restricted. */
+/** Whether the principal holds one of `scopes`, as the service's holdsScope defines holding. */
 export function holdsAnyScope(principal: Principal, scopes: readonly string[]): boolean {
-  return principal.scopes === null || principal.scopes.some((scope) => scopes.includes(scope));
+  return scopes.some((scope) => holdsScope(principal, scope));
 }
 
 /**

@@ -19,7 +19,8 @@ export const revokeApiKeyTool = defineTool({
     "back unchanged (the first revocation time and reason stay). Revoking a key in its rotation " +
     "grace period ends the grace period now. A client that supports elicitation is asked to have " +
     "the user confirm first. Errors: validation_error for a bad reason; not_found for an unknown id " +
-    "or another user's key; confirmation_declined when the user says no (nothing is changed).",
+    "or another user's key; forbidden when you do not hold every scope of the key (the message names " +
+    "the missing ones); confirmation_declined when the user says no (nothing is changed).",
   group: "API Keys",
   inputSchema: revokeApiKeyInput,
   outputSchema: apiKeyRecordSchema,

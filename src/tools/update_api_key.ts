@@ -17,7 +17,10 @@ export const updateApiKeyInput = z
       .optional(),
     expires_at: z
       .string()
-      .describe("New expiry: an ISO 8601 date-time with offset, in the future and within the server's maximum. Only for an active, not rotated key.")
+      .describe(
+        "New expiry: an ISO 8601 date-time with offset, in the future, within the server's maximum and at most 9999-12-31T23:59:59Z. " +
+          "Only an admin may move it later than the key's current expiry. Only for an active, not rotated key.",
+      )
       .optional(),
   })
   .describe("Input schema for the update_api_key tool.");
@@ -30,7 +33,9 @@ export const updateApiKeyTool = defineTool({
     "itself does not change and keeps working. Scopes can only be narrowed unless you are an admin; " +
     "narrowing cannot be undone by the same user. Returns the updated record (never the key). Errors: " +
     "validation_error naming the bad field; not_found for an unknown id or another user's key; " +
-    "forbidden when scopes would add a scope the key does not have; conflict when moving the expiry " +
+    "forbidden when scopes would add a scope the key does not have, when you do not hold every scope " +
+    "of the key, or when a non-admin moves expires_at later (only an admin may lengthen a key's " +
+    "life); conflict when moving the expiry " +
     "of a revoked, expired or rotated key.",
   group: "API Keys",
   inputSchema: updateApiKeyInput,

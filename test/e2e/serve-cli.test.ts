@@ -38,7 +38,8 @@ describe("keywarden admin create-key", () => {
     const cases: [string[], number, RegExp][] = [
       [["--scopes", "Not A Scope"], 2, /--scopes: "Not A Scope" is not a valid scope name/],
       [["--expires-in-days", "0"], 2, /--expires-in-days must be a positive integer/],
-      [["--expires-in-days", "400"], 1, /validation_error: invalid expires_at: must be at most 365 days from now/],
+      [["--expires-in-days", "400"], 1, /validation_error: invalid expires_in_days: must be at most 365 days/],
+      [["--default-expiry-days", "none", "--expires-in-days", "3000000"], 1, /validation_error: invalid expires_in_days: would end after 9999-12-31T23:59:59Z/],
       [["--project", "nope"], 1, /not_found/],
     ];
     for (const [args, status, message] of cases) {

@@ -14,6 +14,9 @@ import { connectClient, openHarness, type Harness } from "../helpers/harness.js"
 const RUNS_PER_TOOL = 10_000;
 const ERROR_CODES = new Set(["validation_error", "not_found", "forbidden", "max_keys_reached", "conflict", "confirmation_declined"]);
 
+/** Instants past 9999-12-31T23:59:59Z: beyond it, offsets that cross it, extended years. */
+const FAR_FUTURE = ["9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.001Z", "9999-12-31T23:30:00-00:30", "+010000-01-01T00:00:59.000Z", "+275760-09-13T00:00:00Z", "10000-01-01T00:00:00Z"];
+
 let harness: Harness;
 let callers: { name: string; client: Client }[] = [];
 /** Real values from the database, mixed into the random strings. */
@@ -65,6 +68,7 @@ const nastyString = () =>
       { arbitrary: fc.constantFrom("A".repeat(1_000_000), "é".repeat(400_000)), weight: 1 },
     ),
     fc.constantFrom("2026-13-45T99:99:99Z", "2030-01-01T00:00:00Z", "9999-12-31T23:59:59+23:59", "-000001-01-01T00:00:00Z", "2026-06-01T12:00:00.000Z", "2026-07-01T00:00:00+02:00"),
+    fc.constantFrom(...FAR_FUTURE),
     fc.constantFrom("kw_AAAAAAAAAAAA_" + "A".repeat(38), "key_" + "A".repeat(20), "prj_" + "A".repeat(20)),
     fc.constantFrom(...realValues),
     fc.constantFrom(...realValues).map((value) => value.slice(0, -1)),
@@ -149,4 +153,28 @@ describe("hostile tool arguments", () => {
       expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(prototypeBefore);
     });
   }
+});
+
+describe("far-future instants under a policy without expiry limits", () => {
+  it("are refused on create and update by every caller, naming expires_at; SQL and code still agree on every key's status", async () => {
+    const open = await openHarness({ policy: { defaultExpiryDays: null, maxExpiryDays: null, maxActiveKeysPerUser: 2 } });
+    try {
+      const { service, store, principal } = open;
+      const existing = await service.createApiKey(principal, { name: "existing" });
+      const withKey: Principal = { ...principal, transport: "http", keyId: existing.id, scopes: [...existing.scopes] };
+      for (const caller of [principal, { ...principal, isAdmin: true }, withKey]) {
+        for (const expires_at of FAR_FUTURE) {
+          for (const attempt of [() => service.createApiKey(caller, { name: "far", expires_at }), () => service.updateApiKey(caller, { id: existing.id, expires_at })]) {
+            await expect(attempt()).rejects.toMatchObject({ code: "validation_error", errors: [{ key: "expires_at" }] });
+          }
+        }
+      }
+      const now = open.clock.current.toISOString();
+      const listed = await store.listKeys({ organizationId: principal.organizationId, userId: null, projectId: null, status: "active", now, after: null, limit: 100 });
+      expect(listed.map((key) => key.id)).toEqual([existing.id]);
+      expect(await store.countActiveKeys(principal.userId, now)).toBe(1);
+    } finally {
+      await open.close();
+    }
+  });
 });

@@ -182,6 +182,17 @@ describe("createApiKey", () => {
     expect(error.code).toBe("forbidden");
   });
 
+  it("takes expires_in_days (admin create-key --expires-in-days) within the longest expiry and 9999-12-31T23:59:59Z", async () => {
+    harness = await openHarness({ isAdmin: true, policy: { defaultExpiryDays: null, maxExpiryDays: null } });
+    const { service, principal, clock } = harness;
+    expect((await service.createApiKey(principal, { name: "week", expires_in_days: 7 })).expires_at).toBe(new Date(clock.current.getTime() + 7 * 86_400_000).toISOString());
+    const far = await refusal(service.createApiKey(principal, { name: "far", expires_in_days: 3_000_000 }));
+    expect(far.errors).toEqual([{ key: "expires_in_days", message: "would end after 9999-12-31T23:59:59Z, the latest instant keywarden stores", value: 3_000_000 }]);
+    const both = await refusal(service.createApiKey(principal, { name: "both", expires_in_days: 7, expires_at: "2030-01-01T00:00:00Z" }));
+    expect(both.errors.map((e) => e.key)).toEqual(["expires_in_days"]);
+    expect(await harness.store.countActiveKeys(principal.userId, clock.current.toISOString())).toBe(1);
+  });
+
   it("refuses minting with a key when the operator forbids it", async () => {
     harness = await openHarness({ policy: { allowMintingWithKeys: false } });
     const viaKey: Principal = { ...harness.principal, transport: "http", keyId: "key_actingkey", scopes: ["tools:execute"] };

@@ -18,7 +18,7 @@ describe("rotation rules", () => {
     const narrow: Principal = { ...principal, transport: "http", keyId: "key_actingkey000000000", scopes: ["tools:read"] };
     await expect(service.rotateApiKey(narrow, { id: key.id })).rejects.toMatchObject({
       code: "forbidden",
-      errors: [{ key: "id", message: "acting key lacks: tools:execute" }],
+      errors: [{ key: "id", message: "missing scopes: tools:execute" }],
     });
     const enough: Principal = { ...narrow, scopes: ["tools:read", "tools:execute"] };
     const rotated = await service.rotateApiKey(enough, { id: key.id });

@@ -90,6 +90,35 @@ describe("SqliteKeyStore lifecycle methods", () => {
     expect(missing).toEqual({ ok: false, reason: "not_found" });
   });
 
+  it("runs authorize on the row as it is inside the update or revoke transaction; a throw writes nothing", async () => {
+    const created = await harness.service.createApiKey(harness.principal, { name: "a" });
+    const event = { id: "evt_a", organization_id: null, key_id: created.id, event_type: "x", actor_user_id: null, actor_key_id: null, transport: "cli" as const, client_address: null, occurred_at: at(), detail: {} };
+    // Widened after the caller's read: authorize sees the widened row, not the one read before.
+    await harness.service.updateApiKey({ ...harness.principal, isAdmin: true }, { id: created.id, scopes: ["tools:read", "tools:execute", "orders:write"] });
+    const seen: string[][] = [];
+    const refuse = (current: { scopes: string[] }) => {
+      seen.push(current.scopes);
+      throw new ServiceError("forbidden", "no");
+    };
+    const before = await harness.store.getKeyById(created.id);
+    await expect(harness.store.updateKey({ id: created.id, changes: { name: "b" }, event, now: at(), narrowScopesOnly: true, authorize: refuse })).rejects.toMatchObject({ code: "forbidden" });
+    await expect(harness.store.revokeKey({ id: created.id, reason: null, now: at(), event, authorize: refuse })).rejects.toMatchObject({ code: "forbidden" });
+    expect(seen).toEqual([["tools:read", "tools:execute", "orders:write"], ["tools:read", "tools:execute", "orders:write"]]);
+    expect(await harness.store.getKeyById(created.id)).toEqual(before);
+    expect((await harness.store.listEvents(created.id)).map((e) => e.id)).not.toContain("evt_a");
+  });
+
+  it("ends a predecessor's grace only while it still works", async () => {
+    const first = await harness.service.createApiKey(harness.principal, { name: "a" });
+    const second = await harness.service.rotateApiKey(harness.principal, { id: first.id, grace_period_seconds: 600 });
+    await harness.service.revokeApiKey(harness.principal, { id: first.id });
+    const revokedFirst = await harness.store.getKeyById(first.id);
+    await harness.service.rotateApiKey(harness.principal, { id: second.id, grace_period_seconds: 600 });
+    // Already revoked: its row and its events stay as they were.
+    expect(await harness.store.getKeyById(first.id)).toEqual(revokedFirst);
+    expect((await harness.store.listEvents(first.id)).map((e) => e.event_type)).toEqual(["key.created", "key.rotated", "key.revoked"]);
+  });
+
   it("never lets an older use overwrite a newer one", async () => {
     const created = await harness.service.createApiKey(harness.principal, { name: "a" });
     await harness.store.recordKeyUse(created.id, { at: "2026-06-01T12:00:10.000Z", ip: "10.0.0.2", userAgent: "new" });
