@@ -8,6 +8,7 @@ import {
   McpError,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import { redactTokenSecrets } from "./keys/token.js";
 import { ServiceError } from "./service/errors.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
@@ -84,7 +85,7 @@ export function createServer({ service, principal, version, tools = allTools, lo
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name);
-    if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
+    if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${redactTokenSecrets(request.params.name)}`);
     const acting = actingPrincipal(extra.authInfo);
     if (!mayCallTool(acting, tool)) {
       const needed = scopeNeededFor(tool);

@@ -111,7 +111,11 @@ export class KeyService {
   }
 
   /** The principal of a caller without a key (stdio, the CLI): the named user, created on first use. */
-  async localPrincipal({ userName, transport, isAdmin }: LocalPrincipalOptions): Promise<Principal> {
+  async localPrincipal({ userName: rawName, transport, isAdmin }: LocalPrincipalOptions): Promise<Principal> {
+    // The same names rule as every other free-text field: a user name is shown to admins and their agents.
+    const errors: FieldError[] = [];
+    const userName = checkName("user_name", rawName, errors);
+    if (errors.length > 0) throw validationError(errors);
     const now = this.clock().toISOString();
     const organization = await this.store.ensureDefaultOrganization(now);
     const user = await this.store.ensureUser(organization.id, userName, now);
@@ -573,7 +577,10 @@ export class KeyService {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
-      events: page.map((entry) => toKeyEventRecord(entry.event)),
+      // Where another actor called from (an admin, a failed authentication) is for admins only.
+      events: page.map(({ event }) =>
+        toKeyEventRecord(principal.isAdmin || event.actor_user_id === principal.userId ? event : { ...event, client_address: null }),
+      ),
       next_cursor: rows.length > limit && last ? encodeCursor("events", { at: last.event.occurred_at, seq: last.seq }) : null,
     };
   }
