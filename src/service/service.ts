@@ -87,6 +87,18 @@ const notFound = (field: string, value: string, what = "no API key with this id"
   new ServiceError("not_found", what, [{ key: field, message: "not_found", value: echoValue(value) }]);
 
 /**
+ * A cancelled call writes nothing (README, Confirmation). Called with no await between it and the
+ * store's write, so a cancellation that arrives while the call waits cannot slip in between.
+ */
+function throwIfCancelled(confirmStop: ConfirmKeyStop | undefined, id: string): void {
+  if (confirmStop?.signal?.aborted) {
+    throw new ServiceError("confirmation_declined", "the call was cancelled; nothing was changed", [
+      { key: "id", message: "cancelled", value: echoValue(id) },
+    ]);
+  }
+}
+
+/**
  * The rules of keywarden (DESIGN sections 4 and 5), independent of MCP and HTTP: it takes a store,
  * a clock and a config, and answers with records or a ServiceError.
  */
@@ -326,22 +338,20 @@ export class KeyService {
     this.assertMayMint(principal);
 
     const old = await this.visibleKey(principal, "id", input.id);
-    // Same rule as create: a key never obtains a key more powerful than itself.
-    if (principal.scopes !== null && !principal.isAdmin) {
-      const held = new Set(principal.scopes);
-      const missing = old.scopes.filter((scope) => !held.has(scope));
-      if (missing.length > 0) {
-        throw new ServiceError("forbidden", "the acting key does not hold every scope of the key to rotate", [
-          { key: "id", message: `acting key lacks: ${missing.join(", ")}`, value: echoValue(input.id) },
-        ]);
-      }
-    }
+    this.assertHoldsScopesOf(principal, old, input.id);
     // Without grace a working key stops now. A key the store will refuse (revoked, expired,
-    // replaced) gets its conflict without the question. The answer may take a while: the time of
-    // the rotation is read after it, and the store refuses the key if it changed meanwhile.
+    // replaced) gets its conflict without the question. The answer may take a while: the acting
+    // key is checked again as it is then, the time of the rotation is read after it, and the
+    // store refuses the key if it changed meanwhile.
     if (grace === 0 && confirmStop !== undefined && old.replaced_by === null) {
       const asked = this.clock();
-      if (statusOf(old, asked) === "active") await confirmStop(toApiKeyRecord(old, asked));
+      if (statusOf(old, asked) === "active") {
+        await confirmStop.ask(toApiKeyRecord(old, asked));
+        const acting = await this.actingAfterAnswer(principal, confirmStop);
+        if (!this.canSee(acting, old)) throw notFound("id", input.id);
+        this.assertMayMint(acting);
+        this.assertHoldsScopesOf(acting, old, input.id);
+      }
     }
 
     const now = this.clock();
@@ -358,6 +368,7 @@ export class KeyService {
       rotatedFrom: old.id,
     });
     const detail = { previous_key_id: old.id, new_key_id: key.id, grace_period_seconds: grace, new_key_expires_at: key.expires_at };
+    throwIfCancelled(confirmStop, input.id);
     const result = await this.store.rotateKey({
       oldKeyId: old.id,
       newKey: key,
@@ -391,10 +402,17 @@ export class KeyService {
     const reason = input.reason === undefined ? null : checkName("reason", input.reason, errors);
     if (errors.length > 0) throw validationError(errors);
     const current = await this.visibleKey(principal, "id", input.id);
-    // Revoking a revoked key changes nothing: nothing to confirm.
-    if (current.revoked_at === null && confirmStop !== undefined) await confirmStop(toApiKeyRecord(current, this.clock()));
+    // Only a working key stops: revoking a revoked or expired key takes nothing away, so nobody is
+    // asked. The answer may take a while: the acting key is checked again as it is then.
+    const asked = this.clock();
+    if (confirmStop !== undefined && statusOf(current, asked) === "active") {
+      await confirmStop.ask(toApiKeyRecord(current, asked));
+      const acting = await this.actingAfterAnswer(principal, confirmStop);
+      if (!this.canSee(acting, current)) throw notFound("id", input.id);
+    }
     const now = this.clock();
     const at = now.toISOString();
+    throwIfCancelled(confirmStop, input.id);
     const result = await this.store.revokeKey({
       id: input.id,
       reason,
@@ -583,6 +601,41 @@ export class KeyService {
       ),
       next_cursor: rows.length > limit && last ? encodeCursor("events", { at: last.event.occurred_at, seq: last.seq }) : null,
     };
+  }
+
+  /**
+   * The acting principal as it is after a confirmation's answer, which may have taken a while:
+   * its key must still be active, and its scopes are read again (it may have been narrowed).
+   */
+  private async actingAfterAnswer(principal: Principal, confirmStop: ConfirmKeyStop): Promise<Principal> {
+    let acting = principal;
+    if (principal.keyId !== null) {
+      const key = await this.store.getKeyById(principal.keyId);
+      if (!key || statusOf(key, this.clock()) !== "active") {
+        throw new ServiceError("forbidden", "the acting key was revoked or expired while the confirmation was open; nothing was changed", [
+          { key: "key", message: "acting_key_not_active" },
+        ]);
+      }
+      acting = { ...principal, scopes: [...key.scopes], isAdmin: key.scopes.includes("admin") };
+    }
+    if (confirmStop.mayAct?.(acting) === false) {
+      throw new ServiceError("forbidden", "the acting key lost the scope for this call while the confirmation was open; nothing was changed", [
+        { key: "scopes", message: "scope_removed", value: (acting.scopes ?? []).join(",") },
+      ]);
+    }
+    return acting;
+  }
+
+  /** Same rule as create: a key never obtains (or acts on) a key more powerful than itself. */
+  private assertHoldsScopesOf(principal: Principal, key: ApiKeyRow, id: string): void {
+    if (principal.scopes === null || principal.isAdmin) return;
+    const held = new Set(principal.scopes);
+    const missing = key.scopes.filter((scope) => !held.has(scope));
+    if (missing.length > 0) {
+      throw new ServiceError("forbidden", "the acting key does not hold every scope of the key to rotate", [
+        { key: "id", message: `acting key lacks: ${missing.join(", ")}`, value: echoValue(id) },
+      ]);
+    }
   }
 
   /** A key the principal may see: their own, or any of the organization's for an admin. Otherwise not_found. */
