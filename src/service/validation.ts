@@ -95,9 +95,14 @@ interface TextOptions {
 /** Trims free text and checks it against the text rule and a length; records one error per field. */
 export function checkText(field: string, raw: string, { maxLength, multiline = false, emptyMessage = "must not be empty" }: TextOptions, errors: FieldError[]): string {
   const text = raw.replace(EDGE_WHITESPACE, "");
-  const problem =
-    text.length === 0 ? emptyMessage : [...text].length > maxLength ? `must be at most ${maxLength} characters` : textProblem(text, multiline);
-  if (problem !== null) errors.push({ key: field, message: problem, value: echoValue(visibleText(raw)) });
+  if (text.length === 0) {
+    errors.push({ key: field, message: emptyMessage, value: echoValue(raw) });
+  } else if ([...text].length > maxLength) {
+    errors.push({ key: field, message: `must be at most ${maxLength} characters`, value: echoValue(raw) });
+  } else {
+    const problem = textProblem(text, multiline);
+    if (problem !== null) errors.push({ key: field, message: problem, value: echoValue(visibleText(raw)) });
+  }
   return text;
 }
 
