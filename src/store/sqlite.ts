@@ -133,7 +133,7 @@ export function openSqliteDatabase(options: SqliteStoreOptions): Database.Databa
     if (options.path !== ":memory:") {
       // The file holds every key's hash and the audit log: only its owner reads it. A directory
       // created here is 0700; the file is created 0600 before SQLite opens it, and SQLite gives
-      // the -wal and -shm files it creates the database file's permissions (os_unix.c, findCreateFileMode).
+      // the -wal and -shm files it creates the database file's mode (test/store/sqlite.test.ts).
       mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
       createPrivateFile(options.path);
     }
