@@ -5,7 +5,8 @@ import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "./keys/token.js";
 import { isLoopbackHost } from "./transports/hosts.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "./service/policy.js";
-import { SCOPE_PATTERN } from "./service/validation.js";
+import type { FieldError } from "./service/errors.js";
+import { checkName, SCOPE_PATTERN } from "./service/validation.js";
 
 /** A flag or environment value that cannot be used; the message is one line for the operator. */
 export class ConfigError extends Error {
@@ -98,9 +99,11 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
     throw new ConfigError(`--key-brand / KEYWARDEN_KEY_BRAND: ${(error as Error).message}`);
   }
 
-  const userName = (options.user ?? defaultUserName()).trim();
-  if (userName.length === 0 || userName.length > 255 || /[\u0000-\u001f\u007f]/.test(userName)) {
-    throw new ConfigError("--user / KEYWARDEN_USER must be 1-255 characters without control characters");
+  // The names rule of every free-text field (service/validation.ts), not a copy of it.
+  const userErrors: FieldError[] = [];
+  const userName = checkName("--user / KEYWARDEN_USER", options.user ?? defaultUserName(), userErrors);
+  if (userErrors.length > 0) {
+    throw new ConfigError(`--user / KEYWARDEN_USER ${userErrors[0]!.message}, got ${JSON.stringify(userErrors[0]!.value)}`);
   }
 
   const logLevel = (options.logLevel ?? "info").toLowerCase();

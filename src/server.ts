@@ -8,6 +8,7 @@ import {
   McpError,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
+import { redactTokenSecrets } from "./keys/token.js";
 import { ServiceError } from "./service/errors.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
@@ -34,10 +35,16 @@ export interface CreateServerOptions {
    * its current scopes and the client's address); `principal` otherwise.
    */
   principalOf?: (authInfo: AuthInfo | undefined) => Principal | undefined;
+  /** How long a confirmation question waits for an answer; CONFIRMATION_TIMEOUT_MS unless a test says otherwise. */
+  confirmationTimeoutMs?: number;
 }
 
-/** How long a confirmation question waits for the person behind the client. */
-export const CONFIRMATION_TIMEOUT_MS = 120_000;
+/**
+ * How long a confirmation question waits for the person behind the client: less than clients wait
+ * for the call itself (the SDK's default request time-out, 60 s), so that a slow answer ends in
+ * confirmation_declined rather than in the client's time-out with the question still open.
+ */
+export const CONFIRMATION_TIMEOUT_MS = 45_000;
 
 /** tools/list entries are computed once per tool definition, not per request. */
 const listingCache = new WeakMap<ToolDefinition, Tool>();
@@ -64,7 +71,15 @@ export function toolListing(tool: ToolDefinition): Tool {
  * registry, so that argument validation answers with keywarden's validation_error body. A key's
  * scopes decide which tools it sees and may call (tools/access.ts).
  */
-export function createServer({ service, principal, version, tools = allTools, logger, principalOf }: CreateServerOptions): Server {
+export function createServer({
+  service,
+  principal,
+  version,
+  tools = allTools,
+  logger,
+  principalOf,
+  confirmationTimeoutMs = CONFIRMATION_TIMEOUT_MS,
+}: CreateServerOptions): Server {
   const server = new Server(
     { name: "keywarden", title: "keywarden", version },
     {
@@ -84,7 +99,7 @@ export function createServer({ service, principal, version, tools = allTools, lo
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name);
-    if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
+    if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${redactTokenSecrets(request.params.name)}`);
     const acting = actingPrincipal(extra.authInfo);
     if (!mayCallTool(acting, tool)) {
       const needed = scopeNeededFor(tool);
@@ -99,18 +114,25 @@ export function createServer({ service, principal, version, tools = allTools, lo
     }
     // A question to the person behind the client, sent as part of this call (so over HTTP it
     // travels on this call's stream). A client without elicitation cannot ask: that is a yes.
+    // The call's cancellation ends the question (the SDK sends notifications/cancelled for it).
     const confirm = async (message: string): Promise<boolean> => {
       if (server.getClientCapabilities()?.elicitation === undefined) return true;
       const answer = await extra.sendRequest(
         { method: "elicitation/create", params: { message, requestedSchema: { type: "object", properties: {} } } },
         ElicitResultSchema,
-        { timeout: CONFIRMATION_TIMEOUT_MS },
+        { timeout: confirmationTimeoutMs, signal: extra.signal },
       );
       logger?.info({ tool: tool.name, key: acting.keyId, answer: answer.action }, "confirmation answered");
       return answer.action === "accept";
     };
     const started = performance.now();
-    const outcome = await callTool(tool, request.params.arguments, { service, principal: acting, confirm });
+    const outcome = await callTool(tool, request.params.arguments, {
+      service,
+      principal: acting,
+      confirm,
+      signal: extra.signal,
+      mayCall: (current) => mayCallTool(current, tool),
+    });
     if (outcome.fault !== undefined) {
       logger?.error({ tool: tool.name, err: outcome.fault }, "tool call failed unexpectedly");
     }

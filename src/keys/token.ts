@@ -58,3 +58,13 @@ export function parseToken(token: unknown, expectedBrand?: string): ParsedToken 
   if (checksumOf(token.slice(0, token.length - CHECKSUM_LENGTH)) !== checksum) return null;
   return { brand, publicId, keyPrefix: `${brand}_${publicId}` };
 }
+
+// A token anywhere in a text (brand_publicid_ then anything base62: a whole, mistyped or cut-off
+// token), or a bare run as long as a secret (someone pasted only the part after the prefix).
+const TOKEN_IN_TEXT = new RegExp(`([a-z0-9]{1,16}_[0-9A-Za-z]{${PUBLIC_ID_LENGTH}})_[0-9A-Za-z]+|[0-9A-Za-z]{${SECRET_LENGTH},}`, "g");
+export const REDACTED = "[redacted]";
+
+/** The text with every token's secret part replaced by REDACTED; the public key_prefix stays, it names the key. */
+export function redactTokenSecrets(text: string): string {
+  return text.replace(TOKEN_IN_TEXT, (_match, keyPrefix: string | undefined) => (keyPrefix === undefined ? REDACTED : `${keyPrefix}_${REDACTED}`));
+}

@@ -1,3 +1,5 @@
+import { redactTokenSecrets } from "../keys/token.js";
+
 export type ErrorCode =
   | "validation_error"
   | "not_found"
@@ -30,6 +32,32 @@ export function echoValue(value: unknown): unknown {
   return typeof value;
 }
 
+/**
+ * The one place error bodies are made (tool errors, the HTTP endpoints' JSON errors): a caller may
+ * paste a token into any field, and no part of a body (message, field names, echoed values) ever
+ * carries a token's secret part back out.
+ */
+export function errorBody<Code extends string = ErrorCode>(
+  code: Code,
+  message: string,
+  errors: readonly FieldError[] = [],
+): { error: { code: Code; message: string; errors: FieldError[] } } {
+  return { error: { code, message: redactTokenSecrets(message), errors: errors.map(withoutSecrets) } };
+}
+
+function withoutSecrets({ key, message, ...rest }: FieldError): FieldError {
+  const field: FieldError = { key: redactTokenSecrets(key), message: redactTokenSecrets(message) };
+  if ("value" in rest) field.value = redactValue(rest.value);
+  return field;
+}
+
+function redactValue(value: unknown): unknown {
+  if (typeof value === "string") return redactTokenSecrets(value);
+  if (Array.isArray(value)) return value.map(redactValue);
+  if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [redactTokenSecrets(k), redactValue(v)]));
+  return value;
+}
+
 /** An expected refusal: its code, message and fields go to the caller as they are. */
 export class ServiceError extends Error {
   override name = "ServiceError";
@@ -42,7 +70,7 @@ export class ServiceError extends Error {
   }
 
   toBody(): ErrorBody {
-    return { error: { code: this.code, message: this.message, errors: this.errors } };
+    return errorBody(this.code, this.message, this.errors);
   }
 }
 

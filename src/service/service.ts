@@ -12,7 +12,7 @@ import type {
   Transport,
 } from "../store/types.js";
 import { keyStatusAt, MAX_INSTANT_MS, toInstant } from "../store/instants.js";
-import { assertHoldsScopes, assertMayActOn, assertMayUpdate, grantableScopes, maySee } from "./access.js";
+import { ADMIN_SCOPE, assertHoldsScopes, assertMayActOn, assertMayUpdate, grantableScopes, maySee } from "./access.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import { ServiceError, echoValue, validationError, type FieldError } from "./errors.js";
 import { checkPolicy, DEFAULT_SERVICE_CONFIG, type ServiceConfig } from "./policy.js";
@@ -90,6 +90,18 @@ const notFound = (field: string, value: string, what = "no API key with this id"
   new ServiceError("not_found", what, [{ key: field, message: "not_found", value: echoValue(value) }]);
 
 /**
+ * A cancelled call writes nothing (README, Confirmation). Called with no await between it and the
+ * store's write, so a cancellation that arrives while the call waits cannot slip in between.
+ */
+function throwIfCancelled(confirmStop: ConfirmKeyStop | undefined, id: string): void {
+  if (confirmStop?.signal?.aborted) {
+    throw new ServiceError("confirmation_declined", "the call was cancelled; nothing was changed", [
+      { key: "id", message: "cancelled", value: echoValue(id) },
+    ]);
+  }
+}
+
+/**
  * The rules of keywarden (DESIGN sections 4 and 5), independent of MCP and HTTP: it takes a store,
  * a clock and a config, and answers with records or a ServiceError.
  */
@@ -114,7 +126,11 @@ export class KeyService {
   }
 
   /** The principal of a caller without a key (stdio, the CLI): the named user, created on first use. */
-  async localPrincipal({ userName, transport, isAdmin }: LocalPrincipalOptions): Promise<Principal> {
+  async localPrincipal({ userName: rawName, transport, isAdmin }: LocalPrincipalOptions): Promise<Principal> {
+    // The same names rule as every other free-text field: a user name is shown to admins and their agents.
+    const errors: FieldError[] = [];
+    const userName = checkName("user_name", rawName, errors);
+    if (errors.length > 0) throw validationError(errors);
     const now = this.clock().toISOString();
     const organization = await this.store.ensureDefaultOrganization(now);
     const user = await this.store.ensureUser(organization.id, userName, now);
@@ -350,11 +366,18 @@ export class KeyService {
     // As create: nobody obtains a key more powerful than themselves (the store re-checks the scopes: `expected`).
     assertMayActOn(principal, old, "rotate");
     // Without grace a working key stops now. A key the store will refuse (revoked, expired,
-    // replaced) gets its conflict without the question. The answer may take a while: the time of
-    // the rotation is read after it, and the store refuses the key if it changed meanwhile.
+    // replaced) gets its conflict without the question. The answer may take a while: the acting
+    // key is checked again as it is then, the time of the rotation is read after it, and the
+    // store refuses the key if it changed meanwhile.
     if (grace === 0 && confirmStop !== undefined && old.replaced_by === null) {
       const asked = this.clock();
-      if (statusOf(old, asked) === "active") await confirmStop(toApiKeyRecord(old, asked));
+      if (statusOf(old, asked) === "active") {
+        await confirmStop.ask(toApiKeyRecord(old, asked));
+        const acting = await this.actingAfterAnswer(principal, confirmStop);
+        if (!maySee(acting, old)) throw notFound("id", input.id);
+        this.assertMayMint(acting);
+        assertMayActOn(acting, old, "rotate");
+      }
     }
 
     const now = this.clock();
@@ -373,6 +396,7 @@ export class KeyService {
     const detail = { previous_key_id: old.id, new_key_id: key.id, grace_period_seconds: grace, new_key_expires_at: key.expires_at };
     const graceUntil = instantAfter("grace_period_seconds", now, grace * 1000, grace, errors);
     if (graceUntil === undefined) throw validationError(errors);
+    throwIfCancelled(confirmStop, input.id);
     const result = await this.store.rotateKey({
       oldKeyId: old.id,
       newKey: key,
@@ -412,16 +436,25 @@ export class KeyService {
     if (errors.length > 0) throw validationError(errors);
     const current = await this.visibleKey(principal, "id", input.id);
     assertMayActOn(principal, current, "revoke");
-    // Revoking a revoked key changes nothing: nothing to confirm.
-    if (current.revoked_at === null && confirmStop !== undefined) await confirmStop(toApiKeyRecord(current, this.clock()));
+    // Only a working key stops: revoking a revoked or expired key takes nothing away, so nobody is
+    // asked. The answer may take a while: the acting key is checked again as it is then.
+    const asked = this.clock();
+    let acting = principal;
+    if (confirmStop !== undefined && statusOf(current, asked) === "active") {
+      await confirmStop.ask(toApiKeyRecord(current, asked));
+      acting = await this.actingAfterAnswer(principal, confirmStop);
+      if (!maySee(acting, current)) throw notFound("id", input.id);
+    }
     const now = this.clock();
     const at = now.toISOString();
+    throwIfCancelled(confirmStop, input.id);
     const result = await this.store.revokeKey({
       id: input.id,
       reason,
       now: at,
       event: this.event(principal, input.id, "key.revoked", at, { reason }),
-      authorize: (key) => assertMayActOn(principal, key, "revoke"),
+      // Judged on the key as it is in the write transaction, by the acting key as it is after any answer.
+      authorize: (key) => assertMayActOn(acting, key, "revoke"),
     });
     if (!result.ok) throw notFound("id", input.id);
     return toApiKeyRecord(result.key, now);
@@ -594,9 +627,35 @@ export class KeyService {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
-      events: page.map((entry) => toKeyEventRecord(entry.event)),
+      // Where another actor called from (an admin, a failed authentication) is for admins only.
+      events: page.map(({ event }) =>
+        toKeyEventRecord(principal.isAdmin || event.actor_user_id === principal.userId ? event : { ...event, client_address: null }),
+      ),
       next_cursor: rows.length > limit && last ? encodeCursor("events", { at: last.event.occurred_at, seq: last.seq }) : null,
     };
+  }
+
+  /**
+   * The acting principal as it is after a confirmation's answer, which may have taken a while:
+   * its key must still be active, and its scopes are read again (it may have been narrowed).
+   */
+  private async actingAfterAnswer(principal: Principal, confirmStop: ConfirmKeyStop): Promise<Principal> {
+    let acting = principal;
+    if (principal.keyId !== null) {
+      const key = await this.store.getKeyById(principal.keyId);
+      if (!key || statusOf(key, this.clock()) !== "active") {
+        throw new ServiceError("forbidden", "the acting key was revoked or expired while the confirmation was open; nothing was changed", [
+          { key: "key", message: "acting_key_not_active" },
+        ]);
+      }
+      acting = { ...principal, scopes: [...key.scopes], isAdmin: key.scopes.includes(ADMIN_SCOPE) };
+    }
+    if (confirmStop.mayAct?.(acting) === false) {
+      throw new ServiceError("forbidden", "the acting key lost the scope for this call while the confirmation was open; nothing was changed", [
+        { key: "scopes", message: "scope_removed", value: (acting.scopes ?? []).join(",") },
+      ]);
+    }
+    return acting;
   }
 
   /** A key the principal may see: their own, or any of the organization's for an admin. Otherwise not_found. */

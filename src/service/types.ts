@@ -106,11 +106,19 @@ export interface RotatedApiKey extends CreatedApiKey {
 }
 
 /**
- * Called after every check, just before a working key is made to stop working (a revocation, a
- * rotation without grace), with the key as it is now. To stop the change, it throws (the tools
- * throw confirmation_declined); nothing has been written then.
+ * How a change that stops a working key (a revocation, a rotation without grace) is confirmed
+ * (README, Confirmation). `ask` is called after every check, with the key as it is now; to stop
+ * the change it throws (the tools throw confirmation_declined), and nothing has been written then.
+ * An answer can take a while: after it the acting principal is read again (its key may have been
+ * revoked, expired or narrowed meanwhile) and checked again, `mayAct` included.
  */
-export type ConfirmKeyStop = (key: ApiKeyRecord) => Promise<void>;
+export interface ConfirmKeyStop {
+  ask(key: ApiKeyRecord): Promise<void>;
+  /** The call's cancellation: it ends the question, and once it has fired nothing is written. */
+  signal?: AbortSignal;
+  /** The caller's own permission for the call (a tool's scope), checked again after the answer. */
+  mayAct?(principal: Principal): boolean;
+}
 
 export interface RevokeApiKeyInput {
   id: string;

@@ -2,21 +2,116 @@ import { isStorableInstant, MAX_INSTANT_TEXT, toInstant, type Instant } from "..
 import type { KeyStatusFilter } from "../store/types.js";
 import { echoValue, type FieldError } from "./errors.js";
 
-export const NAME_MAX_LENGTH = 255;
+// --- Free text -------------------------------------------------------------------------------
+// One rule for every free-text field on every path (tools, CLI, library): key names,
+// descriptions, revocation reasons, project names and user names. Text people cannot see but a
+// model reads (bidi controls, invisible characters) would let one user hide instructions in a
+// name that an admin's agent later lists, so it is refused; what real names need is kept.
+
 // C0 and C1 control characters, DEL, and the line/paragraph separators that break one-line displays.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// Like names, but a description may span lines: tab, line feed and carriage return are allowed.
+const MULTILINE_CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]/;
+// Explicit embeddings, overrides and isolates (UAX #9, 2.1-2.7): they reorder what a person sees.
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/;
+// Characters with no glyph (Unicode Default_Ignorable_Code_Point: zero-width space, word joiner,
+// BOM, tags U+E0000-E007F, variation selectors, …) and the interlinear annotation characters.
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\ufff9-\ufffb]/u;
+const ZWNJ = 0x200c;
+const ZWJ = 0x200d;
+// UAX #31, 2.3: ZWNJ between letters (Persian, Indic); ZWJ inside a word or an emoji sequence.
+const LETTER_OR_MARK = /[\p{L}\p{M}]/u;
+const LETTER = /\p{L}/u;
+const EMOJI = /[\p{Extended_Pictographic}\u{1f3fb}-\u{1f3ff}]/u;
+// Standardized variation selectors (emoji presentation FE0E/FE0F among them) follow one visible
+// character; ideographic ones (U+E0100-E01EF) follow a Han ideograph, Mongolian ones a Mongolian letter.
+const VARIATION_SELECTOR = /[\ufe00-\ufe0f]/;
+const IDEOGRAPHIC_VARIATION_SELECTOR = /[\u{e0100}-\u{e01ef}]/u;
+const MONGOLIAN_VARIATION_SELECTOR = /[\u180b-\u180d\u180f]/;
+const HAN = /\p{Script=Han}/u;
+const MONGOLIAN = /\p{Script=Mongolian}/u;
 
-/** Trims a display name and checks it: 1-255 characters, no control characters. */
-export function checkName(field: string, raw: string, errors: FieldError[]): string {
-  const name = raw.trim();
-  if (name.length === 0) {
-    errors.push({ key: field, message: "must not be empty", value: echoValue(raw) });
-  } else if ([...name].length > NAME_MAX_LENGTH) {
-    errors.push({ key: field, message: `must be at most ${NAME_MAX_LENGTH} characters`, value: echoValue(raw) });
-  } else if (CONTROL_CHARACTERS.test(name)) {
-    errors.push({ key: field, message: "must not contain control characters", value: echoValue(raw) });
+const codePointName = (char: string): string => `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+const isLoneSurrogate = (char: string): boolean => char.length === 1 && (char.charCodeAt(0) & 0xf800) === 0xd800;
+
+/** An invisible character a real name needs, in a place it is needed: ZWJ, ZWNJ and variation selectors in context. */
+function invisibleAllowed(char: string, before: string | undefined, after: string | undefined): boolean {
+  if (before === undefined) return false;
+  const visibleBefore = !INVISIBLE.test(before);
+  const code = char.codePointAt(0)!;
+  if (code === ZWNJ) return visibleBefore && LETTER_OR_MARK.test(before) && after !== undefined && LETTER.test(after);
+  if (code === ZWJ) {
+    // In an emoji sequence ZWJ often follows U+FE0F (emoji presentation), e.g. U+1F3F3 U+FE0F U+200D U+1F308.
+    const joinsFrom = visibleBefore ? LETTER_OR_MARK.test(before) || EMOJI.test(before) : before === "\ufe0f";
+    return joinsFrom && after !== undefined && (LETTER.test(after) || EMOJI.test(after));
   }
-  return name;
+  if (!visibleBefore) return false;
+  if (VARIATION_SELECTOR.test(char)) return true;
+  if (IDEOGRAPHIC_VARIATION_SELECTOR.test(char)) return HAN.test(before);
+  if (MONGOLIAN_VARIATION_SELECTOR.test(char)) return MONGOLIAN.test(before);
+  return false;
+}
+
+/**
+ * What makes `text` unacceptable as free text, as a message for the caller; null when it is fine.
+ * Refused: control characters (but tab and newlines when `multiline`), bidi controls, invisible
+ * characters outside the places real names need them, lone surrogates, and U+FFFD, which is what a
+ * lone surrogate or invalid UTF-8 becomes once a transport has decoded it.
+ */
+export function textProblem(text: string, multiline = false): string | null {
+  if ((multiline ? MULTILINE_CONTROL_CHARACTERS : CONTROL_CHARACTERS).test(text)) {
+    return multiline ? "must not contain control characters other than tab and newlines" : "must not contain control characters";
+  }
+  const chars = [...text]; // code points; a lone surrogate stays a char of its own
+  for (let i = 0; i < chars.length; i++) {
+    const char = chars[i]!;
+    if (isLoneSurrogate(char)) return `must be valid Unicode text: found a lone surrogate (${codePointName(char)})`;
+    if (char === "\ufffd") return "must be valid Unicode text: found U+FFFD, the replacement for a lone surrogate or invalid UTF-8";
+    if (BIDI_CONTROLS.test(char)) return `must not contain bidirectional control characters: found ${codePointName(char)}`;
+    if (INVISIBLE.test(char) && !invisibleAllowed(char, chars[i - 1], chars[i + 1])) {
+      return `must not contain invisible characters: found ${codePointName(char)} at character ${i + 1}`;
+    }
+  }
+  return null;
+}
+
+// Whitespace at either end is trimmed, but a BOM (which String.prototype.trim also removes) is refused, not hidden.
+const EDGE_WHITESPACE = /^[^\S\ufeff]+|[^\S\ufeff]+$/g;
+
+/** The text as an error may show it: what the rule refuses is written out as U+XXXX, so an echo hides nothing. */
+export function visibleText(text: string): string {
+  return [...text]
+    .map((char) =>
+      isLoneSurrogate(char) || BIDI_CONTROLS.test(char) || INVISIBLE.test(char) || CONTROL_CHARACTERS.test(char) ? `<${codePointName(char)}>` : char,
+    )
+    .join("");
+}
+
+interface TextOptions {
+  maxLength: number;
+  multiline?: boolean;
+  emptyMessage?: string;
+}
+
+/** Trims free text and checks it against the text rule and a length; records one error per field. */
+export function checkText(field: string, raw: string, { maxLength, multiline = false, emptyMessage = "must not be empty" }: TextOptions, errors: FieldError[]): string {
+  const text = raw.replace(EDGE_WHITESPACE, "");
+  if (text.length === 0) {
+    errors.push({ key: field, message: emptyMessage, value: echoValue(raw) });
+  } else if ([...text].length > maxLength) {
+    errors.push({ key: field, message: `must be at most ${maxLength} characters`, value: echoValue(raw) });
+  } else {
+    const problem = textProblem(text, multiline);
+    if (problem !== null) errors.push({ key: field, message: problem, value: echoValue(visibleText(raw)) });
+  }
+  return text;
+}
+
+export const NAME_MAX_LENGTH = 255;
+
+/** A display name (key, project, user) or a revocation reason: trimmed, 1-255 characters, one line, the text rule. */
+export function checkName(field: string, raw: string, errors: FieldError[]): string {
+  return checkText(field, raw, { maxLength: NAME_MAX_LENGTH }, errors);
 }
 
 // RFC 3339 / ISO 8601 date-time with a mandatory offset; seconds and fractions optional.
@@ -110,21 +205,11 @@ export function checkScopes(field: string, scopes: string[], errors: FieldError[
 }
 
 export const DESCRIPTION_MAX_LENGTH = 1000;
-// Like names, but a description may span lines: tab, line feed and carriage return are allowed.
-const DESCRIPTION_CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]/;
 
-/** A description: null clears it; otherwise trimmed, 1-1000 characters, no control characters but tab and newlines. */
+/** A description: null clears it; otherwise trimmed, 1-1000 characters, tab and newlines allowed, the text rule. */
 export function checkDescription(field: string, raw: string | null, errors: FieldError[]): string | null {
   if (raw === null) return null;
-  const description = raw.trim();
-  if (description.length === 0) {
-    errors.push({ key: field, message: "must not be empty; pass null to clear the description", value: echoValue(raw) });
-  } else if ([...description].length > DESCRIPTION_MAX_LENGTH) {
-    errors.push({ key: field, message: `must be at most ${DESCRIPTION_MAX_LENGTH} characters`, value: echoValue(raw) });
-  } else if (DESCRIPTION_CONTROL_CHARACTERS.test(description)) {
-    errors.push({ key: field, message: "must not contain control characters other than tab and newlines", value: echoValue(raw) });
-  }
-  return description;
+  return checkText(field, raw, { maxLength: DESCRIPTION_MAX_LENGTH, multiline: true, emptyMessage: "must not be empty; pass null to clear the description" }, errors);
 }
 
 /** An integer within [min, max]; `fallback` when absent. */

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
@@ -126,7 +126,13 @@ export function openSqliteDatabase(options: SqliteStoreOptions): Database.Databa
   const latest = migrations.length;
   let db: Database.Database;
   try {
-    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    if (options.path !== ":memory:") {
+      // The file holds every key's hash and the audit log: only its owner reads it. A directory
+      // created here is 0700; the file is created 0600 before SQLite opens it, and SQLite gives
+      // the -wal and -shm files it creates the database file's mode (test/store/sqlite.test.ts).
+      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      createPrivateFile(options.path);
+    }
     db = new Database(options.path);
   } catch (error) {
     throw new StoreOpenError(`cannot open database ${options.path}: ${(error as Error).message}`);
@@ -150,6 +156,15 @@ export function openSqliteDatabase(options: SqliteStoreOptions): Database.Databa
     db.close();
     if (error instanceof StoreOpenError) throw error;
     throw new StoreOpenError(`cannot open database ${options.path}: ${(error as Error).message}`);
+  }
+}
+
+/** Creates an empty file readable by its owner only, unless it exists (another process may create it first). */
+function createPrivateFile(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
   }
 }
 

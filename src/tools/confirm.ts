@@ -1,4 +1,6 @@
 import { echoValue, ServiceError } from "../service/errors.js";
+import type { ApiKeyRecord } from "../service/records.js";
+import type { ConfirmKeyStop } from "../service/types.js";
 import type { ToolContext } from "./tool.js";
 
 /**
@@ -20,4 +22,16 @@ export async function requireConfirmation(context: ToolContext, message: string,
       { key: "id", message: "declined", value: echoValue(id) },
     ]);
   }
+}
+
+/**
+ * The confirmation the service runs before it stops a working key: the question, the call's
+ * cancellation, and the tool's own scope to check again after the answer.
+ */
+export function keyStopConfirmation(context: ToolContext, question: (key: ApiKeyRecord) => string): ConfirmKeyStop {
+  return {
+    ask: (key) => requireConfirmation(context, question(key), key.id),
+    signal: context.signal,
+    mayAct: context.mayCall,
+  };
 }

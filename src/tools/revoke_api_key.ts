@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { requireConfirmation } from "./confirm.js";
+import { keyStopConfirmation } from "./confirm.js";
 import { apiKeyRecordSchema } from "./records.js";
 import { defineTool } from "./tool.js";
 
@@ -26,12 +26,14 @@ export const revokeApiKeyTool = defineTool({
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   handler: (input, context) =>
-    context.service.revokeApiKey(context.principal, input, (key) =>
-      requireConfirmation(
+    context.service.revokeApiKey(
+      context.principal,
+      input,
+      keyStopConfirmation(
         context,
-        `Revoke the API key "${key.name}" (${key.key_prefix}, scopes ${key.scopes.join(", ")})? ` +
+        (key) =>
+          `Revoke the API key "${key.name}" (${key.key_prefix}, scopes ${key.scopes.join(", ")})? ` +
           "It stops working everywhere at once, and this cannot be undone.",
-        key.id,
       ),
     ),
 });

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { requireConfirmation } from "./confirm.js";
+import { keyStopConfirmation } from "./confirm.js";
 import { createApiKeyOutput } from "./create_api_key.js";
 import { defineTool } from "./tool.js";
 
@@ -45,12 +45,14 @@ export const rotateApiKeyTool = defineTool({
   outputSchema: rotateApiKeyOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   handler: (input, context) =>
-    context.service.rotateApiKey(context.principal, input, (key) =>
-      requireConfirmation(
+    context.service.rotateApiKey(
+      context.principal,
+      input,
+      keyStopConfirmation(
         context,
-        `Rotate the API key "${key.name}" (${key.key_prefix})? The old key stops working at once; ` +
+        (key) =>
+          `Rotate the API key "${key.name}" (${key.key_prefix})? The old key stops working at once; ` +
           "decline and pass grace_period_seconds to keep it working while clients switch.",
-        key.id,
       ),
     ),
 });

@@ -12,6 +12,10 @@ export interface ToolContext {
    * they decline or cancel; rejects when no answer comes. Absent where there is nobody to ask.
    */
   confirm?: (message: string) => Promise<boolean>;
+  /** The call's cancellation (the client gave up: notifications/cancelled, or its time-out). */
+  signal?: AbortSignal;
+  /** Whether a principal may call this tool (its scope): checked again after a confirmation's answer. */
+  mayCall?: (principal: Principal) => boolean;
 }
 
 export interface ToolAnnotations {

@@ -9,7 +9,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { createServer, type ServerLogger } from "../server.js";
-import { ServiceError } from "../service/errors.js";
+import { errorBody, ServiceError, type FieldError } from "../service/errors.js";
 import type { Principal } from "../service/principal.js";
 import type { KeyService } from "../service/service.js";
 import type { AuthenticationRefusal, RequestOrigin } from "../service/types.js";
@@ -105,18 +105,13 @@ interface Session {
   active: number;
 }
 
-/** The keywarden error body of DESIGN section 6, for the non-MCP endpoints. */
-function errorBody(code: string, message: string, errors: unknown[] = []) {
-  return { error: { code, message, errors } };
-}
-
 /** A JSON-RPC error with no id, as the SDK's transport answers HTTP-level failures on /mcp. */
 function jsonRpcError(code: number, message: string) {
   return { jsonrpc: "2.0", error: { code, message }, id: null };
 }
 
 /** One JSON error answer, in the envelope the endpoint's clients expect. */
-function sendError(req: Request, res: Response, status: number, code: string, message: string, errors: unknown[] = []): void {
+function sendError(req: Request, res: Response, status: number, code: string, message: string, errors: FieldError[] = []): void {
   if (res.headersSent) return;
   const body = req.path === MCP_PATH ? jsonRpcError(status === 400 && code === "parse_error" ? -32700 : -32000, message) : errorBody(code, message, errors);
   res.status(status).json(body);
@@ -227,7 +222,7 @@ function targetAuthority(target: string): string | null | undefined {
 }
 
 /** The body of a refusal: JSON-RPC on /mcp (as the SDK's transport answers), keywarden's error body elsewhere. */
-function refusalBody(path: string, refusal: Refusal, errors: unknown[] = []): unknown {
+function refusalBody(path: string, refusal: Refusal, errors: FieldError[] = []): unknown {
   if (path === MCP_PATH) return jsonRpcError(refusal.status === 400 && refusal.code === "parse_error" ? -32700 : -32000, refusal.message);
   // Host refusals keep the SDK middleware's JSON-RPC shape on every path, as before.
   if (refusal.code === "forbidden" && /Host/.test(refusal.message)) return jsonRpcError(-32000, refusal.message);

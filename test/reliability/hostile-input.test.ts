@@ -10,7 +10,8 @@ import { connectClient, openHarness, type Harness } from "../helpers/harness.js"
 // hostile values also reach the code behind the lookups). The calls are spread over three callers:
 // an admin, an ordinary user and a caller acting with an API key (scopes, narrowing). Each call
 // must end in a result that matches the tool's output schema or in a structured tool error: never
-// a crash, an unhandled rejection, a protocol error, an internal_error or a stack trace.
+// a crash, an unhandled rejection, a protocol error, an internal_error or a stack trace. No error
+// body carries a piece of a token's secret part, and no result carries text the text rule refuses.
 const RUNS_PER_TOOL = 10_000;
 const ERROR_CODES = new Set(["validation_error", "not_found", "forbidden", "max_keys_reached", "conflict", "confirmation_declined"]);
 
@@ -22,6 +23,10 @@ let callers: { name: string; client: Client }[] = [];
 /** Real values from the database, mixed into the random strings. */
 let realValues: string[] = [];
 const prototypeBefore = Object.getOwnPropertyNames(Object.prototype).sort();
+/** 16-character pieces of every real token's secret part: no error body may contain one. */
+let secretPieces: string[] = [];
+/** What the text rule refuses, written to the store through no path (JSON escapes a lone surrogate as \udXXX). */
+const HIDDEN_TEXT = /[\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff\ufffd\u{e0000}-\u{e007f}]|\\ud[89a-f][0-9a-f]{2}/iu;
 
 beforeAll(async () => {
   harness = await openHarness({ isAdmin: true, userName: "root" });
@@ -43,6 +48,10 @@ beforeAll(async () => {
     alice.userId,
     ...[...aliceKeys, ...adminKeys].flatMap((key) => [key.id, key.key_prefix, key.key]),
   ];
+  secretPieces = [...aliceKeys, ...adminKeys].flatMap(({ key }) => {
+    const secret = key.split("_").slice(2).join("_");
+    return Array.from({ length: secret.length - 15 }, (_, i) => secret.slice(i, i + 16));
+  });
   callers = [
     { name: "admin", client: await connectClient(service, admin) },
     { name: "user", client: await connectClient(service, alice) },
@@ -62,6 +71,8 @@ const nastyString = () =>
     fc.string({ unit: "grapheme", maxLength: 40 }),
     fc.string({ unit: "binary", maxLength: 40 }),
     fc.constantFrom("", " ", "\u0000", "\u202e", "🔑", "a\nb", "__proto__", "constructor", "' OR 1=1 --", "%s%n", "\ud800", "\u0085", "\ufeffname"),
+    // Format characters and broken text the text rule refuses, and what it keeps (ZWJ, ZWNJ in context).
+    fc.constantFrom("a\u200bb", "x\u2066y\u2069", "bot\u{e0041}\u{e007f}", "\u2060", "\udc00x", "a\ufffd", "👩\u200d💻", "\u0645\u200c\u06cc", "\u200d"),
     // Huge: past every length limit; now and then a megabyte.
     fc.oneof(
       { arbitrary: fc.string({ maxLength: 8 }).map((s) => s.repeat(2_000)), weight: 19 },
@@ -72,6 +83,7 @@ const nastyString = () =>
     fc.constantFrom("kw_AAAAAAAAAAAA_" + "A".repeat(38), "key_" + "A".repeat(20), "prj_" + "A".repeat(20)),
     fc.constantFrom(...realValues),
     fc.constantFrom(...realValues).map((value) => value.slice(0, -1)),
+    fc.constantFrom(...realValues).map((value) => `see ${value}\u202e`),
   );
 const nastyValue = () =>
   fc.oneof(
@@ -128,6 +140,7 @@ describe("hostile tool arguments", () => {
           expect(text).not.toMatch(/\n\s+at .+:\d+|node_modules|SqliteError/); // no stack trace, no internals
           if (result.isError) {
             expect(result.structuredContent).toBeUndefined();
+            expect(secretPieces.find((piece) => text.includes(piece)), text.slice(0, 300)).toBeUndefined();
             const body = JSON.parse(text) as { error: { code: string; message: unknown; errors: { key: unknown; message: unknown }[] } };
             expect(ERROR_CODES.has(body.error.code), text.slice(0, 300)).toBe(true);
             expect(typeof body.error.message).toBe("string");
@@ -139,6 +152,7 @@ describe("hostile tool arguments", () => {
             seen.set(`${caller.name}:${body.error.code}`, (seen.get(`${caller.name}:${body.error.code}`) ?? 0) + 1);
           } else {
             expect(result.structuredContent).toBeTypeOf("object");
+            expect(text, text.slice(0, 300)).not.toMatch(HIDDEN_TEXT);
             expect(JSON.parse(text)).toEqual(result.structuredContent);
             seen.set(`${caller.name}:ok`, (seen.get(`${caller.name}:ok`) ?? 0) + 1);
           }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../src/store/migrations.js";
@@ -27,6 +27,17 @@ describe("SqliteKeyStore.open", () => {
     expect(store.db.pragma("busy_timeout", { simple: true })).toBeGreaterThanOrEqual(1000);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
     expect(tables).toEqual(["api_keys", "key_events", "key_usage", "organizations", "projects", "users"]);
+    await store.close();
+  });
+
+  it("creates the directory 0700 and the database, WAL and SHM files 0600: they hold every key's hash", async () => {
+    const path = tempDbPath();
+    const store = SqliteKeyStore.open({ path });
+    store.db.prepare("INSERT INTO organizations (id, name, created_at) VALUES ('org_x', 'x', '2026-01-01T00:00:00.000Z')").run();
+    const modes = Object.fromEntries(
+      [dirname(path), path, `${path}-wal`, `${path}-shm`].map((file) => [basename(file), statSync(file).mode & 0o777]),
+    );
+    expect(modes).toEqual({ nested: 0o700, "keywarden.db": 0o600, "keywarden.db-wal": 0o600, "keywarden.db-shm": 0o600 });
     await store.close();
   });
 
