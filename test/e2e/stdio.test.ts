@@ -78,6 +78,27 @@ describe("keywarden over stdio (spawned binary)", () => {
     expect(row?.last_used_at).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });
 
+  it("shows a non-admin only the tools it may call, and says how to become an admin; --admin and KEYWARDEN_ADMIN=1 see create_project", async () => {
+    const db = tempDb();
+    const user = await spawn(db);
+    const names = (await user.client.listTools()).tools.map((tool) => tool.name);
+    expect(names).not.toContain("create_project");
+    expect(names).toHaveLength(10);
+    const refused = await user.client.callTool({ name: "create_project", arguments: { slug: "web", name: "Web" } });
+    expect(refused.isError).toBe(true);
+    expect(JSON.parse((refused.content as { text: string }[])[0]!.text).error).toMatchObject({
+      code: "forbidden",
+      message: "create_project is for admins: start keywarden with --admin or KEYWARDEN_ADMIN=1 to act as one",
+    });
+    for (const [args, env] of [[["--admin"], {}], [[], { KEYWARDEN_ADMIN: "1" }]] as const) {
+      const admin = await spawn(db, [...args], env);
+      expect((await admin.client.listTools()).tools.map((tool) => tool.name)).toEqual([...names.slice(0, 9), "create_project", names[9]]);
+    }
+    const admin = await spawn(db, ["--admin"]);
+    const made = await admin.client.callTool({ name: "create_project", arguments: { slug: "web", name: "Web" } });
+    expect(made.structuredContent).toMatchObject({ slug: "web" });
+  });
+
   it("makes project-scoped keys after admin create-project, by slug", async () => {
     const db = tempDb();
     const made = runCli(["admin", "create-project", "--db", db, "--slug", "web", "--name", "Web", "--scopes", "web:read", "--json"]);
