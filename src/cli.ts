@@ -7,6 +7,7 @@ import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
 import { KeyService } from "./service/service.js";
 import type { ListApiKeysInput } from "./service/types.js";
+import { PEPPERED_ALGORITHM } from "./keys/hash.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
 import { PAGE_LIMIT_MAX } from "./service/validation.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
@@ -67,7 +68,7 @@ interface App {
   close(): Promise<void>;
 }
 
-function openApp(options: RawOptions): App {
+async function openApp(options: RawOptions): Promise<App> {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
   const store = SqliteKeyStore.open({ path: config.databasePath });
@@ -78,11 +79,28 @@ function openApp(options: RawOptions): App {
     await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
     await store.close();
   };
+  // Keys whose hash cannot be computed here would fail every verification: refuse to start instead.
+  const unusable = await service.unusableHashAlgorithms().catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
+  if (unusable.length > 0) {
+    await close();
+    throw new ConfigError(
+      unusable
+        .map((algorithm) =>
+          algorithm === PEPPERED_ALGORITHM
+            ? `database ${config.databasePath} holds keys hashed with ${algorithm}, which needs KEYWARDEN_PEPPER: set it to the pepper those keys were created with`
+            : `database ${config.databasePath} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
+        )
+        .join("; "),
+    );
+  }
   return { config, store, service, logger, recorder, close };
 }
 
 async function runStdioServer(options: RawOptions): Promise<void> {
-  const { config, service, logger, close } = openApp(options);
+  const { config, service, logger, close } = await openApp(options);
   const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
   const server = createServer({ service, principal, version: VERSION, logger });
   await serveStdio(server, close);
@@ -96,7 +114,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
   const http = resolveHttpConfig(options);
   // Loaded here, not at the top: the stdio server starts without Express and the HTTP stack.
   const { startHttpServer } = await import("./transports/http.js");
-  const { config, logger, service, close } = openApp(options);
+  const { config, logger, service, close } = await openApp(options);
 
   let anonymousPrincipal: Principal | null = null;
   if (http.noAuth) {
@@ -166,7 +184,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
 }
 
 async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>): Promise<T> {
-  const app = openApp(options);
+  const app = await openApp(options);
   try {
     const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
     return await run(app, principal);

@@ -233,6 +233,7 @@ export class SqliteKeyStore implements KeyStore {
       ),
       revokeKey: db.prepare("UPDATE api_keys SET revoked_at = @revoked_at, revoked_reason = @revoked_reason WHERE id = @id"),
       ping: db.prepare("SELECT count(*) AS n FROM organizations"),
+      hashAlgorithms: db.prepare<[], string>("SELECT DISTINCT hash_algorithm FROM api_keys").pluck(),
       // Newer wins: a use no later than the stored one changes nothing (equal times: the later write).
       recordKeyUse: db.prepare(
         `INSERT INTO key_usage (key_id, last_used_at, last_used_ip, last_used_user_agent) VALUES (@id, @at, @ip, @user_agent)
@@ -358,6 +359,10 @@ export class SqliteKeyStore implements KeyStore {
       this.scopeLists.set(json, scopes);
     }
     return scopes as string[];
+  }
+
+  async listHashAlgorithms(): Promise<string[]> {
+    return this.statements.hashAlgorithms.all();
   }
 
   async countActiveKeys(userId: string, now: string): Promise<number> {
