@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
 import { destination, pino, type Logger } from "pino";
-import { ConfigError, parseScopeList, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
+import { ConfigError, daysFromNow, parseScopeList, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
 import { createServer } from "./server.js";
 import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
@@ -183,11 +183,33 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
   }
 }
 
-async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>): Promise<T> {
+/** The flag (or argument) that carries each service field of an admin command, e.g. project_reference → --project. */
+type FlagsByField = Readonly<Record<string, string>>;
+
+/**
+ * A refusal told in the command's own terms: fields named by their flags. A validation_error is a
+ * bad flag value (exit 2, as every bad flag); other refusals (not_found, max_keys_reached) exit 1.
+ */
+function inFlagTerms(error: unknown, flags: FlagsByField): unknown {
+  if (!(error instanceof ServiceError)) return error;
+  const fields = error.errors.map((field) => ({ ...field, key: flags[field.key] ?? field.key }));
+  if (error.code === "validation_error") {
+    return new ConfigError(`validation_error: ${fields.map((field) => `${field.key}: ${field.message}`).join("; ")}`);
+  }
+  return new ServiceError(error.code, error.message, fields);
+}
+
+async function withAdminApp<T>(
+  options: RawOptions,
+  flags: FlagsByField,
+  run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>,
+): Promise<T> {
   const app = await openApp(options);
   try {
     const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
     return await run(app, principal);
+  } catch (error) {
+    throw inFlagTerms(error, flags);
   } finally {
     await app.close();
   }
@@ -277,7 +299,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { slug: string; name: string; scopes?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { slug: "--slug", name: "--name", default_scopes: "--scopes" }, async ({ service }, principal) => {
         const project = await service.createProject(principal, {
           slug: options.slug,
           name: options.name,
@@ -301,14 +323,13 @@ export function buildProgram(): Command {
       const options = effectiveOptions<
         RawOptions & { name: string; scopes?: string; project?: string; expiresInDays?: string; json?: boolean }
       >(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      const flags = { name: "--name", project_reference: "--project", expires_at: "--expires-in-days", scopes: "--scopes" };
+      return withAdminApp(options, flags, async ({ service }, principal) => {
         let expiresAt: string | undefined;
         if (options.expiresInDays !== undefined) {
-          const raw = options.expiresInDays.trim();
-          if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
-            throw new ConfigError(`--expires-in-days must be a positive integer, got ${JSON.stringify(options.expiresInDays)}`);
-          }
-          expiresAt = new Date(Date.now() + Number(raw) * 86_400_000).toISOString();
+          const now = Date.now();
+          const days = daysFromNow("--expires-in-days", options.expiresInDays, "", now);
+          expiresAt = new Date(now + days * 86_400_000).toISOString();
         }
         const created = await service.createApiKey(principal, {
           name: options.name,
@@ -332,7 +353,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, {}, async ({ service }, principal) => {
         const projects = await service.listProjects(principal);
         const lines = projects.map((project) => `${project.id}  ${project.slug}  ${project.name}  [${project.default_scopes.join(",")}]`);
         print(options.json === true, projects, lines.length > 0 ? lines.join("\n") : "no projects");
@@ -344,7 +365,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, {}, async ({ service }, principal) => {
         const users = await service.listUsers(principal);
         const lines = users.map((user) => `${user.id}  ${user.name}  ${user.active_keys} active`);
         print(options.json === true, users, lines.length > 0 ? lines.join("\n") : "no users");
@@ -358,7 +379,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { status?: string; project?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { status: "--status", project_reference: "--project", cursor: "--cursor" }, async ({ service }, principal) => {
         const keys = await everyPage(async (cursor) => {
           const page = await service.listApiKeys(principal, {
             status: options.status as ListApiKeysInput["status"], // checked by the service
@@ -385,7 +406,7 @@ export function buildProgram(): Command {
     .option("--json", "print the revoked key's record as JSON")
     .action((id: string, _options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { reason?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { id: "<id>", reason: "--reason" }, async ({ service }, principal) => {
         const key = await service.revokeApiKey(principal, { id, reason: options.reason });
         print(options.json === true, key, `revoked ${key.id} (${key.key_prefix}) at ${key.revoked_at}`);
       });
@@ -397,7 +418,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { keyId?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { key_id: "--key-id" }, async ({ service }, principal) => {
         const events = await everyPage(async (cursor) => {
           const page = await service.listKeyEvents(principal, { key_id: options.keyId, limit: PAGE_LIMIT_MAX, cursor });
           return { items: page.events, next: page.next_cursor };

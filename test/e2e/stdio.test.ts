@@ -145,6 +145,7 @@ describe("keywarden CLI errors", () => {
       [["--db", db], { KEYWARDEN_PEPPER: "short" }, /KEYWARDEN_PEPPER must be at least 16 characters/],
       [["--db", db], { KEYWARDEN_ADMIN: "maybe" }, /KEYWARDEN_ADMIN must be/],
       [["--db", db, "--default-expiry-days", "400"], {}, /default expiry days \(400\) exceeds max expiry days \(365\)/],
+      [["--db", db, "--max-expiry-days", "none"], { KEYWARDEN_DEFAULT_EXPIRY_DAYS: "100000000" }, /KEYWARDEN_DEFAULT_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z/],
       [["--db", join(db, "under-a-file", "keywarden.db")], {}, /cannot open database .*under-a-file/],
     ];
     for (const [args, env, message] of cases) {
