@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { destination, pino, type Logger } from "pino";
 import { ConfigError, daysFromNow, parseScopeList, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
 import { createServer } from "./server.js";
@@ -243,6 +243,10 @@ export function buildProgram(): Command {
     // Options after a subcommand belong to it (`keywarden admin list-projects --db x`); without
     // this, commander hands them to the root command and the subcommand silently uses the default.
     .enablePositionalOptions()
+    // A usage error (unknown option, missing value or argument) is a bad flag: one line, exit 2,
+    // like every other (README, Configuration). Subcommands made below inherit both settings.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`keywarden: ${text.replace(/^error: /, "").replace(/\s*\n(?=.)/g, " ")}`) })
     // Not .env(): commander would treat KEYWARDEN_ADMIN=0 as true; resolveConfig parses it.
     .option("--admin", "the stdio user acts as an admin: every user's keys, projects (env: KEYWARDEN_ADMIN=1)")
     .action((options: RawOptions) => runStdioServer(options));
@@ -440,6 +444,10 @@ export function buildProgram(): Command {
 
 /** One clear line on stderr and a non-zero exit for anything the operator can fix; never a stack trace. */
 function fail(error: unknown): never {
+  if (error instanceof CommanderError) {
+    // Commander has written its line already; help and --version end here too, with their own code.
+    process.exit(error.exitCode === 0 || error.code === "commander.help" ? error.exitCode : 2);
+  }
   if (error instanceof ConfigError || error instanceof StoreOpenError) {
     process.stderr.write(`keywarden: ${error.message}\n`);
     process.exit(2);

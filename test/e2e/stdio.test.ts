@@ -158,6 +158,25 @@ describe("keywarden CLI errors", () => {
     }
   });
 
+  it("answers a usage error (unknown option or command, missing value or argument) with one line and exit 2", () => {
+    const cases: [string[], string][] = [
+      [["--dbb", "x"], "keywarden: unknown option '--dbb' (Did you mean --db?)"],
+      [["serve", "--bogus"], "keywarden: unknown option '--bogus'"],
+      [["admin", "create-key"], "keywarden: required option '--name <name>' not specified"],
+      [["admin", "revoke-key"], "keywarden: missing required argument 'id'"],
+      [["admin", "list-keys", "--status"], "keywarden: option '--status <status>' argument missing"],
+      [["admin", "bogus"], "keywarden: unknown command 'bogus'"],
+    ];
+    for (const [args, line] of cases) {
+      const { status, stdout, stderr } = runCli(args);
+      expect(status, args.join(" ")).toBe(2);
+      expect(stdout).toBe("");
+      expect(stderr).toBe(`${line}\n`);
+    }
+    expect(runCli(["--version"]).status).toBe(0);
+    expect(runCli(["admin", "create-key", "--help"]).status).toBe(0);
+  });
+
   it("flags beat environment values", () => {
     const db = tempDb();
     const { status } = runCli(["admin", "list-projects", "--db", db, "--max-active-keys", "3"], { KEYWARDEN_MAX_ACTIVE_KEYS: "nope" });
