@@ -52,20 +52,12 @@ describe("a database whose keys need KEYWARDEN_PEPPER", () => {
     expect(result.stderr).toBe(`keywarden: database ${db} holds keys hashed with "argon2id", which this keywarden cannot compute: upgrade keywarden\n`);
   });
 
-  it("answers a key added later that needs the missing pepper as a failed verification (401, audited), never 500", async () => {
+  it("answers a key added later that needs the missing pepper as a failed verification (401, audited, limited), never 500", async () => {
     const db = tempDb();
     const gateway = mintKey(db, "gateway", "gw", "keys:verify");
-    const server = await spawnHttpServer(["--db", db]);
+    const server = await spawnHttpServer(["--db", db, "--auth-failure-limit", "2"]);
     cleanups.push(() => server.stop());
     const peppered = mintPeppered(db, "peppered", "tools:read"); // another process, with the pepper, while the server runs
-
-    const mcp = await rawRequest(server.url, {
-      method: "POST",
-      headers: { ...MCP_HEADERS, Authorization: `Bearer ${peppered.key}` },
-      body: initializeBody(),
-    });
-    expect(mcp.status).toBe(401);
-    expect(mcp.headers["www-authenticate"]).toMatch(/^Bearer error="invalid_token"/);
 
     const verified = await rawRequest(`${server.base}/v1/keys/verify`, {
       method: "POST",
@@ -75,10 +67,24 @@ describe("a database whose keys need KEYWARDEN_PEPPER", () => {
     expect(verified.status).toBe(200);
     expect(verified.json()).toMatchObject({ valid: false, code: "not_found", key_id: null });
 
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const mcp = await rawRequest(server.url, {
+        method: "POST",
+        headers: { ...MCP_HEADERS, Authorization: `Bearer ${peppered.key}` },
+        body: initializeBody(),
+      });
+      statuses.push(mcp.status);
+      if (mcp.status === 401) expect(mcp.headers["www-authenticate"]).toMatch(/^Bearer error="invalid_token"/);
+    }
+    // Counted as failures like any bad key: the third from this address meets the limit of 2.
+    expect(statuses).toEqual([401, 401, 429]);
+
     const check = new Database(db, { readonly: true });
-    const failed = check.prepare("SELECT detail FROM key_events WHERE event_type = 'auth.failed'").all() as { detail: string }[];
+    const failed = check.prepare("SELECT detail FROM key_events WHERE event_type = 'auth.failed' ORDER BY rowid").all() as { detail: string }[];
     check.close();
-    expect(failed.map((row) => JSON.parse(row.detail))).toEqual([
+    expect(failed.slice(0, 2).map((row) => JSON.parse(row.detail))).toEqual([
+      expect.objectContaining({ reason: "not_found", key_prefix: peppered.key_prefix }),
       expect.objectContaining({ reason: "not_found", key_prefix: peppered.key_prefix }),
     ]);
     expect(server.stderr()).not.toContain(peppered.key.slice(peppered.key_prefix.length));
