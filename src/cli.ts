@@ -2,12 +2,12 @@
 import { Command, CommanderError, Option } from "commander";
 import { destination, pino, type Logger } from "pino";
 import { ConfigError, daysFromNow, parseScopeList, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
+import { PEPPERED_ALGORITHM } from "./keys/hash.js";
 import { createServer } from "./server.js";
 import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
 import { KeyService } from "./service/service.js";
 import type { ListApiKeysInput } from "./service/types.js";
-import { PEPPERED_ALGORITHM } from "./keys/hash.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
 import { PAGE_LIMIT_MAX } from "./service/validation.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
@@ -383,7 +383,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { status?: string; project?: string; json?: boolean }>(command);
-      return withAdminApp(options, { status: "--status", project_reference: "--project", cursor: "--cursor" }, async ({ service }, principal) => {
+      return withAdminApp(options, { status: "--status", project_reference: "--project" }, async ({ service }, principal) => {
         const keys = await everyPage(async (cursor) => {
           const page = await service.listApiKeys(principal, {
             status: options.status as ListApiKeysInput["status"], // checked by the service

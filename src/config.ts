@@ -216,7 +216,7 @@ function isAddressOrSubnet(entry: string): boolean {
 function hopCount(digits: string, raw: string): number {
   const hops = Number(digits);
   if (!Number.isSafeInteger(hops)) {
-    throw new ConfigError(`--trust-proxy / KEYWARDEN_TRUST_PROXY: a hop count must be a small integer, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`--trust-proxy / KEYWARDEN_TRUST_PROXY: hop count ${JSON.stringify(raw)} is too large`);
   }
   return hops;
 }

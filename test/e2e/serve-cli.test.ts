@@ -142,7 +142,7 @@ describe("keywarden serve options", () => {
       [["--trust-proxy", "somewhere"], {}, /--trust-proxy .* must be a hop count/],
       // Used to pass here and fail at listen time as "cannot listen on 127.0.0.1 … invalid range".
       [["--trust-proxy", "10.0.0.0/99"], {}, /^keywarden: --trust-proxy .* must be a hop count, true, or addresses\/subnets .*got "10\.0\.0\.0\/99"\n$/],
-      [["--trust-proxy", "99999999999999999999999"], {}, /^keywarden: --trust-proxy .*: a hop count must be a small integer/],
+      [["--trust-proxy", "99999999999999999999999"], {}, /^keywarden: --trust-proxy .*: hop count "99999999999999999999999" is too large\n$/],
       [[], { KEYWARDEN_MAX_EXPIRY_DAYS: "100000000" }, /^keywarden: --max-expiry-days \/ KEYWARDEN_MAX_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z; none: no limit\n$/],
       [[], { KEYWARDEN_STATELESS: "maybe" }, /KEYWARDEN_STATELESS must be/],
     ];
