@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { Command, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { destination, pino, type Logger } from "pino";
-import { ConfigError, parseScopeList, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
+import { ConfigError, parseScopeList, positiveInteger, resolveConfig, resolveHttpConfig, type AppConfig, type RawOptions, type ServeRawOptions } from "./config.js";
+import { PEPPERED_ALGORITHM } from "./keys/hash.js";
 import { createServer } from "./server.js";
 import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
@@ -67,7 +68,7 @@ interface App {
   close(): Promise<void>;
 }
 
-function openApp(options: RawOptions): App {
+async function openApp(options: RawOptions): Promise<App> {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
   const store = SqliteKeyStore.open({ path: config.databasePath });
@@ -78,11 +79,28 @@ function openApp(options: RawOptions): App {
     await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
     await store.close();
   };
+  // Keys whose hash cannot be computed here would fail every verification: refuse to start instead.
+  const unusable = await service.unusableHashAlgorithms().catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
+  if (unusable.length > 0) {
+    await close();
+    throw new ConfigError(
+      unusable
+        .map((algorithm) =>
+          algorithm === PEPPERED_ALGORITHM
+            ? `database ${config.databasePath} holds keys hashed with ${algorithm}, which needs KEYWARDEN_PEPPER: set it to the pepper those keys were created with`
+            : `database ${config.databasePath} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
+        )
+        .join("; "),
+    );
+  }
   return { config, store, service, logger, recorder, close };
 }
 
 async function runStdioServer(options: RawOptions): Promise<void> {
-  const { config, service, logger, close } = openApp(options);
+  const { config, service, logger, close } = await openApp(options);
   const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
   const server = createServer({ service, principal, version: VERSION, logger });
   await serveStdio(server, close);
@@ -96,7 +114,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
   const http = resolveHttpConfig(options);
   // Loaded here, not at the top: the stdio server starts without Express and the HTTP stack.
   const { startHttpServer } = await import("./transports/http.js");
-  const { config, logger, service, close } = openApp(options);
+  const { config, logger, service, close } = await openApp(options);
 
   let anonymousPrincipal: Principal | null = null;
   if (http.noAuth) {
@@ -165,11 +183,33 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
   }
 }
 
-async function withAdminApp<T>(options: RawOptions, run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>): Promise<T> {
-  const app = openApp(options);
+/** The flag (or argument) that carries each service field of an admin command, e.g. project_reference → --project. */
+type FlagsByField = Readonly<Record<string, string>>;
+
+/**
+ * A refusal told in the command's own terms: fields named by their flags. A validation_error is a
+ * bad flag value (exit 2, as every bad flag); other refusals (not_found, max_keys_reached) exit 1.
+ */
+function inFlagTerms(error: unknown, flags: FlagsByField): unknown {
+  if (!(error instanceof ServiceError)) return error;
+  const fields = error.errors.map((field) => ({ ...field, key: flags[field.key] ?? field.key }));
+  if (error.code === "validation_error") {
+    return new ConfigError(`validation_error: ${fields.map((field) => `${field.key}: ${field.message}`).join("; ")}`);
+  }
+  return new ServiceError(error.code, error.message, fields);
+}
+
+async function withAdminApp<T>(
+  options: RawOptions,
+  flags: FlagsByField,
+  run: (app: App, principal: Awaited<ReturnType<KeyService["localPrincipal"]>>) => Promise<T>,
+): Promise<T> {
+  const app = await openApp(options);
   try {
     const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
     return await run(app, principal);
+  } catch (error) {
+    throw inFlagTerms(error, flags);
   } finally {
     await app.close();
   }
@@ -203,6 +243,10 @@ export function buildProgram(): Command {
     // Options after a subcommand belong to it (`keywarden admin list-projects --db x`); without
     // this, commander hands them to the root command and the subcommand silently uses the default.
     .enablePositionalOptions()
+    // A usage error (unknown option, missing value or argument) is a bad flag: one line, exit 2,
+    // like every other (README, Configuration). Subcommands made below inherit both settings.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`keywarden: ${text.replace(/^error: /, "").replace(/\s*\n(?=.)/g, " ")}`) })
     // Not .env(): commander would treat KEYWARDEN_ADMIN=0 as true; resolveConfig parses it.
     .option("--admin", "the stdio user acts as an admin: every user's keys, projects (env: KEYWARDEN_ADMIN=1)")
     .action((options: RawOptions) => runStdioServer(options));
@@ -259,7 +303,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { slug: string; name: string; scopes?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { slug: "--slug", name: "--name", default_scopes: "--scopes" }, async ({ service }, principal) => {
         const project = await service.createProject(principal, {
           slug: options.slug,
           name: options.name,
@@ -283,15 +327,9 @@ export function buildProgram(): Command {
       const options = effectiveOptions<
         RawOptions & { name: string; scopes?: string; project?: string; expiresInDays?: string; json?: boolean }
       >(command);
-      return withAdminApp(options, async ({ service }, principal) => {
-        let expiresInDays: number | undefined;
-        if (options.expiresInDays !== undefined) {
-          const raw = options.expiresInDays.trim();
-          if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
-            throw new ConfigError(`--expires-in-days must be a positive integer, got ${JSON.stringify(options.expiresInDays)}`);
-          }
-          expiresInDays = Number(raw);
-        }
+      const flags = { name: "--name", project_reference: "--project", expires_in_days: "--expires-in-days", scopes: "--scopes" };
+      return withAdminApp(options, flags, async ({ service }, principal) => {
+        const expiresInDays = options.expiresInDays === undefined ? undefined : positiveInteger("--expires-in-days", options.expiresInDays, 0);
         // The service makes the instant, within policy and MAX_INSTANT (src/store/instants.ts).
         const created = await service.createApiKey(principal, {
           name: options.name,
@@ -315,7 +353,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, {}, async ({ service }, principal) => {
         const projects = await service.listProjects(principal);
         const lines = projects.map((project) => `${project.id}  ${project.slug}  ${project.name}  [${project.default_scopes.join(",")}]`);
         print(options.json === true, projects, lines.length > 0 ? lines.join("\n") : "no projects");
@@ -327,7 +365,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, {}, async ({ service }, principal) => {
         const users = await service.listUsers(principal);
         const lines = users.map((user) => `${user.id}  ${user.name}  ${user.active_keys} active`);
         print(options.json === true, users, lines.length > 0 ? lines.join("\n") : "no users");
@@ -341,7 +379,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { status?: string; project?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { status: "--status", project_reference: "--project" }, async ({ service }, principal) => {
         const keys = await everyPage(async (cursor) => {
           const page = await service.listApiKeys(principal, {
             status: options.status as ListApiKeysInput["status"], // checked by the service
@@ -368,7 +406,7 @@ export function buildProgram(): Command {
     .option("--json", "print the revoked key's record as JSON")
     .action((id: string, _options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { reason?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { id: "<id>", reason: "--reason" }, async ({ service }, principal) => {
         const key = await service.revokeApiKey(principal, { id, reason: options.reason });
         print(options.json === true, key, `revoked ${key.id} (${key.key_prefix}) at ${key.revoked_at}`);
       });
@@ -380,7 +418,7 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<RawOptions & { keyId?: string; json?: boolean }>(command);
-      return withAdminApp(options, async ({ service }, principal) => {
+      return withAdminApp(options, { key_id: "--key-id" }, async ({ service }, principal) => {
         const events = await everyPage(async (cursor) => {
           const page = await service.listKeyEvents(principal, { key_id: options.keyId, limit: PAGE_LIMIT_MAX, cursor });
           return { items: page.events, next: page.next_cursor };
@@ -402,6 +440,10 @@ export function buildProgram(): Command {
 
 /** One clear line on stderr and a non-zero exit for anything the operator can fix; never a stack trace. */
 function fail(error: unknown): never {
+  if (error instanceof CommanderError) {
+    // Commander has written its line already; help and --version end here too, with their own code.
+    process.exit(error.exitCode === 0 || error.code === "commander.help" ? error.exitCode : 2);
+  }
   if (error instanceof ConfigError || error instanceof StoreOpenError) {
     process.stderr.write(`keywarden: ${error.message}\n`);
     process.exit(2);

@@ -6,7 +6,8 @@ import { assertValidBrand, DEFAULT_BRAND } from "./keys/token.js";
 import { isLoopbackHost } from "./transports/hosts.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "./service/policy.js";
 import type { FieldError } from "./service/errors.js";
-import { checkName, SCOPE_PATTERN } from "./service/validation.js";
+import { checkName, DAY_MS, SCOPE_PATTERN } from "./service/validation.js";
+import { MAX_INSTANT_MS, MAX_INSTANT_TEXT } from "./store/instants.js";
 
 /** A flag or environment value that cannot be used; the message is one line for the operator. */
 export class ConfigError extends Error {
@@ -49,7 +50,7 @@ export function defaultUserName(): string {
   }
 }
 
-function positiveInteger(label: string, raw: string | undefined, fallback: number): number {
+export function positiveInteger(label: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
     throw new ConfigError(`${label} must be a positive integer, got ${JSON.stringify(raw)}`);
@@ -57,10 +58,19 @@ function positiveInteger(label: string, raw: string | undefined, fallback: numbe
   return Number(raw);
 }
 
-function daysOrNone(label: string, raw: string | undefined, fallback: number | null): number | null {
+/** A positive number of days whose end, counted from now, is no later than MAX_INSTANT (src/store/instants.ts). */
+export function daysFromNow(label: string, raw: string, noneHint: string, now = Date.now()): number {
+  const days = positiveInteger(label, raw, 0);
+  if (now + days * DAY_MS > MAX_INSTANT_MS) {
+    throw new ConfigError(`${label}: ${days} days from now is past ${MAX_INSTANT_TEXT}${noneHint}`);
+  }
+  return days;
+}
+
+function daysOrNone(label: string, raw: string | undefined, fallback: number | null, noneHint: string): number | null {
   if (raw === undefined) return fallback;
   if (raw.trim().toLowerCase() === "none") return null;
-  return positiveInteger(label, raw, 0);
+  return daysFromNow(label, raw, noneHint);
 }
 
 /** Splits "a,b" into scope names and checks each one. */
@@ -76,8 +86,13 @@ export function parseScopeList(label: string, raw: string): string[] {
 export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = process.env): AppConfig {
   const policy: Policy = {
     maxActiveKeysPerUser: positiveInteger("--max-active-keys / KEYWARDEN_MAX_ACTIVE_KEYS", options.maxActiveKeys, DEFAULT_POLICY.maxActiveKeysPerUser),
-    defaultExpiryDays: daysOrNone("--default-expiry-days / KEYWARDEN_DEFAULT_EXPIRY_DAYS", options.defaultExpiryDays, DEFAULT_POLICY.defaultExpiryDays),
-    maxExpiryDays: daysOrNone("--max-expiry-days / KEYWARDEN_MAX_EXPIRY_DAYS", options.maxExpiryDays, DEFAULT_POLICY.maxExpiryDays),
+    defaultExpiryDays: daysOrNone(
+      "--default-expiry-days / KEYWARDEN_DEFAULT_EXPIRY_DAYS",
+      options.defaultExpiryDays,
+      DEFAULT_POLICY.defaultExpiryDays,
+      "; none: keys without expires_at never expire",
+    ),
+    maxExpiryDays: daysOrNone("--max-expiry-days / KEYWARDEN_MAX_EXPIRY_DAYS", options.maxExpiryDays, DEFAULT_POLICY.maxExpiryDays, "; none: no limit"),
     defaultScopes:
       options.defaultScopes === undefined
         ? DEFAULT_POLICY.defaultScopes
@@ -188,6 +203,22 @@ function list(raw: string | undefined): string[] | null {
 
 const PROXY_NAMES = ["loopback", "linklocal", "uniquelocal"];
 
+/** An address, or address/prefix with a prefix length that fits it (32 bits for IPv4, 128 for IPv6). */
+function isAddressOrSubnet(entry: string): boolean {
+  const [address, prefix, ...rest] = entry.split("/");
+  const family = isIP(address!);
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
+
+function hopCount(digits: string, raw: string): number {
+  const hops = Number(digits);
+  if (!Number.isSafeInteger(hops)) {
+    throw new ConfigError(`--trust-proxy / KEYWARDEN_TRUST_PROXY: hop count ${JSON.stringify(raw)} is too large`);
+  }
+  return hops;
+}
+
 /** Turns `keywarden serve` flags and environment into a checked HTTP configuration, or one clear ConfigError. */
 export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessEnv = process.env): HttpConfig {
   const host = (options.host ?? DEFAULT_HTTP_HOST).trim();
@@ -251,12 +282,12 @@ export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessE
   let trustProxy: boolean | number | string[] = false;
   if (options.trustProxy !== undefined) {
     const raw = options.trustProxy.trim().toLowerCase();
-    if (/^\d+$/.test(raw)) trustProxy = Number(raw);
+    if (/^\d+$/.test(raw)) trustProxy = hopCount(raw, options.trustProxy);
     else if (raw === "true") trustProxy = true;
     else if (raw === "false") trustProxy = false;
     else {
       trustProxy = list(raw) ?? [];
-      const bad = trustProxy.find((entry) => !PROXY_NAMES.includes(entry) && isIP(entry.split("/")[0]!) === 0);
+      const bad = trustProxy.find((entry) => !PROXY_NAMES.includes(entry) && !isAddressOrSubnet(entry));
       if (bad !== undefined || trustProxy.length === 0) {
         throw new ConfigError(
           `--trust-proxy / KEYWARDEN_TRUST_PROXY must be a hop count, true, or addresses/subnets (or loopback, linklocal, uniquelocal), got ${JSON.stringify(options.trustProxy)}`,

@@ -12,7 +12,7 @@ import { redactTokenSecrets } from "./keys/token.js";
 import { ServiceError } from "./service/errors.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
-import { mayCallTool, scopeNeededFor } from "./tools/access.js";
+import { deniedCallMessage, mayCallTool, scopeNeededFor } from "./tools/access.js";
 import { callTool, errorResult } from "./tools/call.js";
 import { allTools } from "./tools/index.js";
 import { toJsonSchema, type ToolDefinition } from "./tools/tool.js";
@@ -107,7 +107,7 @@ export function createServer({
       await service
         .recordDeniedCall(acting, { tool: tool.name, needed_scope: needed })
         .catch((error: unknown) => logger?.error({ err: error }, "could not write call.denied to the audit log"));
-      const error = new ServiceError("forbidden", `calling ${tool.name} needs a key with the ${needed} scope`, [
+      const error = new ServiceError("forbidden", deniedCallMessage(acting, tool), [
         { key: "scopes", message: `needs ${needed}`, value: (acting.scopes ?? []).join(",") },
       ]);
       return errorResult(error.toBody());

@@ -5,12 +5,17 @@ import { sha256 } from "@noble/hashes/sha2.js";
 /** Recorded beside every stored hash so a later algorithm can take over without invalidating old keys. */
 export type HashAlgorithm = "sha256" | "hmac-sha256";
 
+/** hmac-sha256 is keyed by KEYWARDEN_PEPPER: without it, such a hash cannot be computed. */
+export const PEPPERED_ALGORITHM: HashAlgorithm = "hmac-sha256";
+
 const encoder = new TextEncoder();
 
 export interface TokenHasher {
   /** The algorithm new keys are hashed with. */
   readonly algorithm: HashAlgorithm;
-  /** Hashes a token with the given algorithm (a stored row may use an older one). */
+  /** Whether `hash` can compute this algorithm here (a row may name one this build lacks, or need an unset pepper). */
+  canHash(algorithm: string): algorithm is HashAlgorithm;
+  /** Hashes a token with the given algorithm (a stored row may use an older one); check canHash first. */
   hash(token: string, algorithm?: HashAlgorithm): Uint8Array;
 }
 
@@ -20,10 +25,11 @@ export function createTokenHasher(pepper?: string): TokenHasher {
   const algorithm: HashAlgorithm = pepperBytes ? "hmac-sha256" : "sha256";
   return {
     algorithm,
+    canHash: (candidate): candidate is HashAlgorithm => candidate === "sha256" || (candidate === PEPPERED_ALGORITHM && pepperBytes !== undefined),
     hash(token, using = algorithm) {
       const bytes = encoder.encode(token);
       if (using === "sha256") return sha256(bytes);
-      if (!pepperBytes) throw new Error("a key was hashed with hmac-sha256 but KEYWARDEN_PEPPER is not set");
+      if (using !== PEPPERED_ALGORITHM || !pepperBytes) throw new Error(`cannot compute ${String(using)} here`);
       return hmac(sha256, pepperBytes, bytes);
     },
   };

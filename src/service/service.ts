@@ -125,6 +125,14 @@ export class KeyService {
     this.useRecorder = options.useRecorder ?? { record: (keyId, use) => store.recordKeyUse(keyId, use) };
   }
 
+  /**
+   * The hash algorithms stored keys use that cannot be computed here: hmac-sha256 without a pepper,
+   * or one newer than this build. Such keys could never verify; a server should not start on them.
+   */
+  async unusableHashAlgorithms(): Promise<string[]> {
+    return (await this.store.listHashAlgorithms()).filter((algorithm) => !this.hasher.canHash(algorithm)).sort();
+  }
+
   /** The principal of a caller without a key (stdio, the CLI): the named user, created on first use. */
   async localPrincipal({ userName: rawName, transport, isAdmin }: LocalPrincipalOptions): Promise<Principal> {
     // The same names rule as every other free-text field: a user name is shown to admins and their agents.
@@ -477,7 +485,10 @@ export class KeyService {
     const parsed = parseToken(token, this.config.keyBrand);
     if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
 
-    const row = await this.store.findKeyForVerification(parsed.keyPrefix);
+    const found = await this.store.findKeyForVerification(parsed.keyPrefix);
+    // A row whose hash cannot be computed here (its pepper is not set, or its algorithm is newer
+    // than this build) cannot be matched: it fails like an unknown key, after the same work.
+    const row = found !== null && this.hasher.canHash(found.hash_algorithm) ? found : null;
     const hash = this.hasher.hash(token, row?.hash_algorithm);
     const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
     if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };

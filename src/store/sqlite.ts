@@ -1,5 +1,6 @@
 import { closeSync, constants, mkdirSync, openSync } from "node:fs";
-import { dirname } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, sep } from "node:path";
 import Database from "better-sqlite3";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
@@ -118,6 +119,33 @@ function eventParams(event: KeyEventRow) {
 }
 
 /**
+ * better-sqlite3 loads its compiled addon on the first `new Database`. Built for another Node (a
+ * client that launches a different `node` than the one `npm ci` ran with), it fails with
+ * ERR_DLOPEN_FAILED and a multi-line NODE_MODULE_VERSION message that blames nothing the user can
+ * see. One line instead: which Node is running, and how to rebuild the addon for it.
+ */
+function addonLoadFailure(error: unknown): string | null {
+  if ((error as NodeJS.ErrnoException | null)?.code !== "ERR_DLOPEN_FAILED") return null;
+  const message = String((error as Error).message);
+  const built = /NODE_MODULE_VERSION (\d+)\. This version/.exec(message)?.[1];
+  const why = built
+    ? `it was built for NODE_MODULE_VERSION ${built}, this Node needs ${process.versions.modules}`
+    : message.replace(/\s+/g, " ").trim();
+  let root = "the keywarden directory";
+  try {
+    const entry = createRequire(import.meta.url).resolve("better-sqlite3");
+    root = entry.slice(0, entry.lastIndexOf(`${sep}node_modules${sep}`));
+  } catch {
+    // Keep the generic name: the advice still holds.
+  }
+  return (
+    `better-sqlite3 cannot load in Node.js ${process.version} (${process.execPath}): ${why}; ` +
+    `rebuild it with this Node: cd ${root} && PATH=${dirname(process.execPath)}:$PATH npm rebuild better-sqlite3 ` +
+    `(or start keywarden with the node it was built for)`
+  );
+}
+
+/**
  * Opens (creating when needed) a SQLite database and brings its schema up to date.
  * A database written by a newer keywarden is refused and left untouched.
  */
@@ -135,7 +163,7 @@ export function openSqliteDatabase(options: SqliteStoreOptions): Database.Databa
     }
     db = new Database(options.path);
   } catch (error) {
-    throw new StoreOpenError(`cannot open database ${options.path}: ${(error as Error).message}`);
+    throw new StoreOpenError(addonLoadFailure(error) ?? `cannot open database ${options.path}: ${(error as Error).message}`);
   }
   try {
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
@@ -244,6 +272,7 @@ export class SqliteKeyStore implements KeyStore {
       ),
       revokeKey: db.prepare("UPDATE api_keys SET revoked_at = @revoked_at, revoked_reason = @revoked_reason WHERE id = @id"),
       ping: db.prepare("SELECT count(*) AS n FROM organizations"),
+      hashAlgorithms: db.prepare<[], string>("SELECT DISTINCT hash_algorithm FROM api_keys").pluck(),
       // Newer wins: a use no later than the stored one changes nothing (equal times: the later write).
       recordKeyUse: db.prepare(
         `INSERT INTO key_usage (key_id, last_used_at, last_used_ip, last_used_user_agent) VALUES (@id, @at, @ip, @user_agent)
@@ -369,6 +398,10 @@ export class SqliteKeyStore implements KeyStore {
       this.scopeLists.set(json, scopes);
     }
     return scopes as string[];
+  }
+
+  async listHashAlgorithms(): Promise<string[]> {
+    return this.statements.hashAlgorithms.all();
   }
 
   async countActiveKeys(userId: string, now: string): Promise<number> {

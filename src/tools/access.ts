@@ -1,11 +1,11 @@
-import { holdsScope } from "../service/access.js";
+import { ADMIN_SCOPE, holdsScope } from "../service/access.js";
 import type { Principal } from "../service/principal.js";
 import type { ToolDefinition } from "./tool.js";
 
 // DESIGN section 5: what a key's scopes let it do to keywarden itself.
 export const SCOPE_TOOLS_READ = "tools:read";
 export const SCOPE_TOOLS_EXECUTE = "tools:execute";
-export const SCOPE_ADMIN = "admin";
+export const SCOPE_ADMIN = ADMIN_SCOPE;
 export const SCOPE_KEYS_VERIFY = "keys:verify";
 
 /** A key needs one of these to reach the MCP endpoint at all. */
@@ -28,11 +28,25 @@ export function scopeNeededFor(tool: ToolDefinition): string {
 }
 
 /**
- * Whether the principal may call (and see) the tool. A principal without a key (stdio, the CLI)
- * sees every tool; the service still refuses admin-only work to a non-admin.
+ * Whether the principal may call (and see) the tool: one rule for every transport. Admin-only
+ * tools need an admin (an `admin` key over HTTP, `--admin` over stdio); other tools need the
+ * scope scopeNeededFor names, and a principal without a key (stdio, the CLI) holds both.
  */
 export function mayCallTool(principal: Principal, tool: ToolDefinition): boolean {
-  if (principal.scopes === null || principal.isAdmin) return true;
+  return holdsScope(principal, scopeNeededFor(tool));
+}
+
+/**
+ * Why a call to `tool` was refused, and how to get what it needs: a key with the scope over HTTP,
+ * or, for a principal without a key (stdio), starting keywarden as an admin (README, Configuration).
+ */
+export function deniedCallMessage(principal: Principal, tool: ToolDefinition): string {
   const needed = scopeNeededFor(tool);
-  return needed !== SCOPE_ADMIN && principal.scopes.includes(needed);
+  if (principal.scopes === null) {
+    return `${tool.name} is for admins: start keywarden with --admin or KEYWARDEN_ADMIN=1 to act as one`;
+  }
+  if (needed === SCOPE_ADMIN) {
+    return `calling ${tool.name} needs a key with the admin scope; connect with an admin key (keywarden admin create-key --scopes admin)`;
+  }
+  return `calling ${tool.name} needs a key with the ${needed} scope`;
 }

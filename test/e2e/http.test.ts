@@ -202,7 +202,10 @@ describe("keywarden serve: the authentication and authorization matrix over real
       errors: [{ key: "scopes", message: "needs tools:execute", value: "tools:read" }],
     });
     const writer = await client(server.url, keys.writer.key);
-    expect(toolError(await writer.callTool({ name: "create_project", arguments: { slug: "p", name: "P" } })).code).toBe("forbidden");
+    expect(toolError(await writer.callTool({ name: "create_project", arguments: { slug: "p", name: "P" } }))).toMatchObject({
+      code: "forbidden",
+      message: "calling create_project needs a key with the admin scope; connect with an admin key (keywarden admin create-key --scopes admin)",
+    });
     const check = new Database(db, { readonly: true });
     const denied = check
       .prepare("SELECT actor_key_id, transport, client_address, detail FROM key_events WHERE event_type = 'call.denied' ORDER BY occurred_at")

@@ -38,9 +38,15 @@ describe("keywarden admin create-key", () => {
     const cases: [string[], number, RegExp][] = [
       [["--scopes", "Not A Scope"], 2, /--scopes: "Not A Scope" is not a valid scope name/],
       [["--expires-in-days", "0"], 2, /--expires-in-days must be a positive integer/],
-      [["--expires-in-days", "400"], 1, /validation_error: invalid expires_in_days: must be at most 365 days/],
-      [["--default-expiry-days", "none", "--expires-in-days", "3000000"], 1, /validation_error: invalid expires_in_days: would end after 9999-12-31T23:59:59Z/],
-      [["--project", "nope"], 1, /not_found/],
+      [["--expires-in-days", "400"], 2, /^keywarden: validation_error: --expires-in-days: must be at most 365 days\n$/],
+      [["--project", "nope"], 1, /^keywarden: not_found: no project with this id or slug \(--project: not_found\)\n$/],
+      // Past the last instant a date can have: one line naming the flag, never "Invalid time value".
+      [["--expires-in-days", "100000000", "--max-expiry-days", "none"], 2, /^keywarden: validation_error: --expires-in-days: would end after 9999-12-31T23:59:59Z, the latest instant keywarden stores\n$/],
+      [["--default-expiry-days", "none", "--expires-in-days", "3000000"], 2, /^keywarden: validation_error: --expires-in-days: would end after 9999-12-31T23:59:59Z, the latest instant keywarden stores\n$/],
+      [["--expires-in-days", "9007199254740993"], 2, /^keywarden: --expires-in-days must be a positive integer, got "9007199254740993"\n$/],
+      [["--default-expiry-days", "100000000", "--max-expiry-days", "none"], 2, /^keywarden: --default-expiry-days \/ KEYWARDEN_DEFAULT_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z; none: keys without expires_at never expire\n$/],
+      [["--max-expiry-days", "100000000"], 2, /^keywarden: --max-expiry-days \/ KEYWARDEN_MAX_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z; none: no limit\n$/],
+      [["--name", " "], 2, /^keywarden: validation_error: --name: must not be empty\n$/],
     ];
     for (const [args, status, message] of cases) {
       const result = runCli(["admin", "create-key", "--db", db, "--name", "x", ...args]);
@@ -106,6 +112,9 @@ describe("keywarden admin: users, keys, revocation and the audit log", () => {
       [["list-keys", "--status", "bogus"], /validation_error: .*status: must be one of active, revoked, expired, all/],
       [["revoke-key", "key_doesnotexist0000000"], /not_found: no API key with this id/],
       [["revoke-key"], /missing required argument 'id'/],
+      [["revoke-key", "key_doesnotexist0000000", "--reason", ""], /^keywarden: validation_error: --reason: must not be empty\n$/],
+      [["create-project", "--slug", "Not A Slug", "--name", "x"], /^keywarden: validation_error: --slug: must match/],
+      [["create-project", "--slug", "ok", "--name", "x", "--scopes", ""], /^keywarden: validation_error: --scopes: must name at least one scope\n$/],
     ];
     for (const [args, message] of cases) {
       const result = runCli(["admin", ...args, "--db", db]);
@@ -131,6 +140,10 @@ describe("keywarden serve options", () => {
       [["--session-idle-timeout", "0"], {}, /--session-idle-timeout .* must be a positive integer/],
       [["--auth-failure-limit", "x"], {}, /--auth-failure-limit .* must be a positive integer/],
       [["--trust-proxy", "somewhere"], {}, /--trust-proxy .* must be a hop count/],
+      // Used to pass here and fail at listen time as "cannot listen on 127.0.0.1 … invalid range".
+      [["--trust-proxy", "10.0.0.0/99"], {}, /^keywarden: --trust-proxy .* must be a hop count, true, or addresses\/subnets .*got "10\.0\.0\.0\/99"\n$/],
+      [["--trust-proxy", "99999999999999999999999"], {}, /^keywarden: --trust-proxy .*: hop count "99999999999999999999999" is too large\n$/],
+      [[], { KEYWARDEN_MAX_EXPIRY_DAYS: "100000000" }, /^keywarden: --max-expiry-days \/ KEYWARDEN_MAX_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z; none: no limit\n$/],
       [[], { KEYWARDEN_STATELESS: "maybe" }, /KEYWARDEN_STATELESS must be/],
     ];
     for (const [args, env, message] of cases) {

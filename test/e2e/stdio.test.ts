@@ -78,6 +78,27 @@ describe("keywarden over stdio (spawned binary)", () => {
     expect(row?.last_used_at).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });
 
+  it("shows a non-admin only the tools it may call, and says how to become an admin; --admin and KEYWARDEN_ADMIN=1 see create_project", async () => {
+    const db = tempDb();
+    const user = await spawn(db);
+    const names = (await user.client.listTools()).tools.map((tool) => tool.name);
+    expect(names).not.toContain("create_project");
+    expect(names).toHaveLength(10);
+    const refused = await user.client.callTool({ name: "create_project", arguments: { slug: "web", name: "Web" } });
+    expect(refused.isError).toBe(true);
+    expect(JSON.parse((refused.content as { text: string }[])[0]!.text).error).toMatchObject({
+      code: "forbidden",
+      message: "create_project is for admins: start keywarden with --admin or KEYWARDEN_ADMIN=1 to act as one",
+    });
+    for (const [args, env] of [[["--admin"], {}], [[], { KEYWARDEN_ADMIN: "1" }]] as const) {
+      const admin = await spawn(db, [...args], env);
+      expect((await admin.client.listTools()).tools.map((tool) => tool.name)).toEqual([...names.slice(0, 9), "create_project", names[9]]);
+    }
+    const admin = await spawn(db, ["--admin"]);
+    const made = await admin.client.callTool({ name: "create_project", arguments: { slug: "web", name: "Web" } });
+    expect(made.structuredContent).toMatchObject({ slug: "web" });
+  });
+
   it("makes project-scoped keys after admin create-project, by slug", async () => {
     const db = tempDb();
     const made = runCli(["admin", "create-project", "--db", db, "--slug", "web", "--name", "Web", "--scopes", "web:read", "--json"]);
@@ -124,6 +145,7 @@ describe("keywarden CLI errors", () => {
       [["--db", db], { KEYWARDEN_PEPPER: "short" }, /KEYWARDEN_PEPPER must be at least 16 characters/],
       [["--db", db], { KEYWARDEN_ADMIN: "maybe" }, /KEYWARDEN_ADMIN must be/],
       [["--db", db, "--default-expiry-days", "400"], {}, /default expiry days \(400\) exceeds max expiry days \(365\)/],
+      [["--db", db, "--max-expiry-days", "none"], { KEYWARDEN_DEFAULT_EXPIRY_DAYS: "100000000" }, /KEYWARDEN_DEFAULT_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z/],
       [["--db", join(db, "under-a-file", "keywarden.db")], {}, /cannot open database .*under-a-file/],
     ];
     for (const [args, env, message] of cases) {
@@ -134,6 +156,25 @@ describe("keywarden CLI errors", () => {
       expect(stderr).toMatch(message);
       expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
     }
+  });
+
+  it("answers a usage error (unknown option or command, missing value or argument) with one line and exit 2", () => {
+    const cases: [string[], string][] = [
+      [["--dbb", "x"], "keywarden: unknown option '--dbb' (Did you mean --db?)"],
+      [["serve", "--bogus"], "keywarden: unknown option '--bogus'"],
+      [["admin", "create-key"], "keywarden: required option '--name <name>' not specified"],
+      [["admin", "revoke-key"], "keywarden: missing required argument 'id'"],
+      [["admin", "list-keys", "--status"], "keywarden: option '--status <status>' argument missing"],
+      [["admin", "bogus"], "keywarden: unknown command 'bogus'"],
+    ];
+    for (const [args, line] of cases) {
+      const { status, stdout, stderr } = runCli(args);
+      expect(status, args.join(" ")).toBe(2);
+      expect(stdout).toBe("");
+      expect(stderr).toBe(`${line}\n`);
+    }
+    expect(runCli(["--version"]).status).toBe(0);
+    expect(runCli(["admin", "create-key", "--help"]).status).toBe(0);
   });
 
   it("flags beat environment values", () => {

@@ -116,8 +116,12 @@ describe("hashing", () => {
     expect(hex(hasher.hash("abc", "sha256"))).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   });
 
-  it("refuses an hmac row when no pepper is configured", () => {
-    expect(() => createTokenHasher().hash("abc", "hmac-sha256")).toThrow(/PEPPER/);
+  it("cannot hash an hmac row without a pepper, nor an algorithm it does not know, and says so through canHash", () => {
+    expect(createTokenHasher().canHash("hmac-sha256")).toBe(false);
+    expect(createTokenHasher("a-pepper-of-sixteen-or-more").canHash("hmac-sha256")).toBe(true);
+    expect(createTokenHasher().canHash("sha256")).toBe(true);
+    expect(createTokenHasher("a-pepper-of-sixteen-or-more").canHash("argon2id")).toBe(false);
+    expect(() => createTokenHasher().hash("abc", "hmac-sha256")).toThrow(/cannot compute hmac-sha256/);
   });
 
   it("compares hashes by value and length", () => {

@@ -62,8 +62,14 @@ describe("KeyService.verifyApiKey", () => {
     const fresh = await harness.service.createApiKey(harness.principal, { name: "new" });
     expect((await harness.service.verifyApiKey(old.key)).code).toBe("valid");
     expect((await harness.service.verifyApiKey(fresh.key)).code).toBe("valid");
-    // Without the pepper, a peppered row cannot be checked: that is a server fault, not a bad key.
-    await expect(unpeppered.verifyApiKey(fresh.key)).rejects.toThrow(/PEPPER/);
+    // Without the pepper, a peppered row cannot be checked: the caller's key fails like an unknown
+    // one (never a throw, which HTTP answered with 500, unaudited); the CLI refuses to start on it.
+    expect(await unpeppered.verifyApiKey(fresh.key)).toMatchObject({ valid: false, code: "not_found", key_id: null });
+    const origin = { transport: "http" as const, clientAddress: "192.0.2.1", userAgent: null };
+    expect(await unpeppered.authenticateKey(fresh.key, origin)).toMatchObject({ ok: false, reason: "not_found", keyPrefix: fresh.key_prefix });
+    expect(await verifyApiKey(harness.store, fresh.key)).toMatchObject({ valid: false, code: "not_found" });
+    expect(await unpeppered.unusableHashAlgorithms()).toEqual(["hmac-sha256"]);
+    expect(await harness.service.unusableHashAlgorithms()).toEqual([]);
     // A different pepper gives a different hash: not_found.
     const otherPepper = new KeyService({ store: harness.store, pepper: "another-pepper-of-16+" });
     expect((await otherPepper.verifyApiKey(fresh.key)).code).toBe("not_found");

@@ -26,8 +26,9 @@ describe("tool access by scope", () => {
     expect(callable(principal(["keys:verify", "orders:read"]))).toEqual([]);
   });
 
-  it("does not restrict a caller without a key (stdio): the service decides", () => {
-    expect(callable(principal(null))).toHaveLength(allTools.length);
+  it("applies the same rule to a caller without a key (stdio): every tool but the admin-only ones, unless an admin", () => {
+    expect(callable(principal(null))).toEqual(allTools.map((tool) => tool.name).filter((name) => name !== "create_project"));
+    expect(callable(principal(null, true))).toHaveLength(allTools.length);
     expect(holdsAnyScope(principal(null), MCP_SCOPES)).toBe(true);
   });
 

@@ -41,11 +41,14 @@ describe("create_project", () => {
     expect(project.default_scopes).toEqual(["tools:read", "tools:execute"]);
   });
 
-  it("is forbidden to a non-admin, and writes nothing", async () => {
+  it("is forbidden to a non-admin, says how to become one, and writes only the call.denied event", async () => {
     const before = tableCounts(world.harness.store);
     const error = await callError(world.aliceClient, "create_project", { slug: "mine", name: "Mine" });
     expect(error.code).toBe("forbidden");
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(error.message).toBe("create_project is for admins: start keywarden with --admin or KEYWARDEN_ADMIN=1 to act as one");
+    expect(tableCounts(world.harness.store)).toEqual({ ...before, key_events: before.key_events! + 1 });
+    const last = world.harness.store.db.prepare("SELECT event_type, detail FROM key_events ORDER BY rowid DESC LIMIT 1").get();
+    expect(last).toEqual({ event_type: "call.denied", detail: JSON.stringify({ tool: "create_project", needed_scope: "admin" }) });
   });
 
   it("answers conflict for a slug that is taken", async () => {

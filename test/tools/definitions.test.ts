@@ -68,7 +68,8 @@ const EXPECTED = {
 let harness: Harness;
 let client: Client;
 beforeAll(async () => {
-  harness = await openHarness();
+  // An admin: it is shown every tool (a non-admin is not shown create_project, tools/access.ts).
+  harness = await openHarness({ isAdmin: true });
   client = await connectClient(harness.service, harness.principal);
 });
 afterAll(async () => {
