@@ -7,6 +7,7 @@ import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
 import { KeyService } from "./service/service.js";
 import type { ListApiKeysInput } from "./service/types.js";
+import { BufferedFailureRecorder } from "./service/failure-recorder.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
 import { PAGE_LIMIT_MAX } from "./service/validation.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
@@ -73,9 +74,12 @@ function openApp(options: RawOptions): App {
   const store = SqliteKeyStore.open({ path: config.databasePath });
   // Last use is written in batches, at most a second late, not with a synchronous write per verify.
   const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
-  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder });
+  // Failed authentications likewise: one bounded batch a second, so failures cannot become disk load.
+  const failures = new BufferedFailureRecorder(store, { onError: (error) => logger.error({ err: error }, "could not write auth.failed to the audit log") });
+  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder, failureRecorder: failures });
   const close = async () => {
     await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
+    await failures.close().catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));
     await store.close();
   };
   return { config, store, service, logger, recorder, close };
