@@ -138,11 +138,11 @@ describe("a valid key is never refused for other requests' failures", () => {
 describe("failures are recorded in batches, bounded in memory", () => {
   it("writes nothing per failed request: one transaction per flush, with what the buffer held and a count of the rest", async () => {
     const setup = await setUp({ limit: 1000, maxPending: 5 });
-    const appendEvent = vi.spyOn(setup.store, "appendEvent");
-    const appendEvents = vi.spyOn(setup.store, "appendEvents");
     const unknown = generateToken("kw");
     for (let attempt = 0; attempt < 8; attempt++) expect((await initialize(setup, unknown.token)).status).toBe(401);
     expect(setup.failedEvents()).toEqual([]); // nothing written yet
+    const appendEvent = vi.spyOn(setup.store, "appendEvent");
+    const appendEvents = vi.spyOn(setup.store, "appendEvents");
     expect(setup.recorder.pendingCount).toBe(5);
     expect(setup.recorder.unrecordedCount).toBe(3);
 
