@@ -7,7 +7,8 @@
 /** What every OAuth path answers: there is no OAuth here, and how to authenticate instead. */
 export const NOT_OAUTH_DESCRIPTION =
   "keywarden does not use OAuth: it takes API keys, sent as Authorization: Bearer kw_…. " +
-  "Ask the operator for a key (keywarden admin create-key) and configure your MCP client to send that header.";
+  "If this client sends one, it was refused (malformed, unknown, revoked or expired): " +
+  "get a working key from the operator (keywarden admin create-key) and configure the client to send that header.";
 
 const WELL_KNOWN_DOCUMENTS = ["oauth-protected-resource", "oauth-authorization-server", "openid-configuration"];
 /** The endpoints clients assume at the server's root when no metadata names them (MCP authorization spec's defaults). */
