@@ -223,6 +223,14 @@ describe("OAuth-capable clients", () => {
       expect(typeof body.error, path).toBe("string");
       expect(body.error_description, path).toMatch(/does not use OAuth: it takes API keys, sent as Authorization: Bearer kw_/);
     }
+    // A browser-based client (say the MCP Inspector on a loopback origin) may read the answer too.
+    const fromBrowser = await rawRequest(`${setup.base}/.well-known/oauth-protected-resource/mcp`, { headers: { Origin: "http://localhost:6274" } });
+    expect([fromBrowser.status, fromBrowser.headers["access-control-allow-origin"]]).toEqual([404, "http://localhost:6274"]);
+    const preflight = await rawRequest(`${setup.base}/register`, {
+      method: "OPTIONS",
+      headers: { Origin: "http://localhost:6274", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type" },
+    });
+    expect([preflight.status, preflight.headers["access-control-allow-methods"]]).toEqual([204, "GET, POST"]);
     // Any other unknown path keeps keywarden's own 404.
     expect((await rawRequest(`${setup.base}/.well-known/security.txt`)).json()).toMatchObject({ error: { code: "not_found" } });
   });
