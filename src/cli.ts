@@ -234,12 +234,12 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(
-      new Option("--auth-failure-limit <n>", "failed authentications per client address (IPv6: per /64) before it gets 429 (default: 30)").env(
+      new Option("--auth-failure-limit <n>", "failed authentications per client address (IPv6: per /64) before its further failures get 429; valid keys are still served (default: 30)").env(
         "KEYWARDEN_AUTH_FAILURE_LIMIT",
       ),
     )
     .addOption(
-      new Option("--auth-failure-window <seconds>", "the window those failures are counted in and the address is refused for (default: 300)").env(
+      new Option("--auth-failure-window <seconds>", "the window those failures are counted in, and further failures get 429 for (default: 300)").env(
         "KEYWARDEN_AUTH_FAILURE_WINDOW",
       ),
     )
