@@ -8,6 +8,7 @@ import { ServiceError } from "./service/errors.js";
 import type { Principal } from "./service/principal.js";
 import { KeyService } from "./service/service.js";
 import type { ListApiKeysInput } from "./service/types.js";
+import { BufferedFailureRecorder } from "./service/failure-recorder.js";
 import { CoalescingUseRecorder } from "./service/use-recorder.js";
 import { PAGE_LIMIT_MAX } from "./service/validation.js";
 import { SqliteKeyStore, StoreOpenError } from "./store/sqlite.js";
@@ -74,9 +75,12 @@ async function openApp(options: RawOptions): Promise<App> {
   const store = SqliteKeyStore.open({ path: config.databasePath });
   // Last use is written in batches, at most a second late, not with a synchronous write per verify.
   const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
-  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder });
+  // Failed authentications likewise: one bounded batch a second, so failures cannot become disk load.
+  const failures = new BufferedFailureRecorder(store, { onError: (error) => logger.error({ err: error }, "could not write auth.failed to the audit log") });
+  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder, failureRecorder: failures });
   const close = async () => {
     await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
+    await failures.close().catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));
     await store.close();
   };
   // Keys whose hash cannot be computed here would fail every verification: refuse to start instead.
@@ -274,12 +278,12 @@ export function buildProgram(): Command {
       ),
     )
     .addOption(
-      new Option("--auth-failure-limit <n>", "failed authentications per client address (IPv6: per /64) before it gets 429 (default: 30)").env(
+      new Option("--auth-failure-limit <n>", "failed authentications per client address (IPv6: per /64) before its further failures get 429; valid keys are still served (default: 30)").env(
         "KEYWARDEN_AUTH_FAILURE_LIMIT",
       ),
     )
     .addOption(
-      new Option("--auth-failure-window <seconds>", "the window those failures are counted in and the address is refused for (default: 300)").env(
+      new Option("--auth-failure-window <seconds>", "the window those failures are counted in, and further failures get 429 for (default: 300)").env(
         "KEYWARDEN_AUTH_FAILURE_WINDOW",
       ),
     )

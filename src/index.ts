@@ -12,6 +12,8 @@ export type {
   KeyEventPage,
   KeyServiceOptions,
   KeyUseRecorder,
+  AuthFailure,
+  AuthFailureRecorder,
   RotatedApiKey,
   VerifyCode,
   VerifyOptions,
@@ -27,4 +29,5 @@ export { createServer, type CreateServerOptions } from "./server.js";
 export { allTools } from "./tools/index.js";
 export { VERSION } from "./version.js";
 export { CoalescingUseRecorder, type CoalescingUseRecorderOptions } from "./service/use-recorder.js";
+export { BufferedFailureRecorder, type BufferedFailureRecorderOptions } from "./service/failure-recorder.js";
 export { startHttpServer, type HttpServerOptions, type RunningHttpServer } from "./transports/http.js";

@@ -28,8 +28,10 @@ import {
   type ProjectRecord,
   type UserRecord,
 } from "./records.js";
+import { ImmediateFailureRecorder } from "./failure-recorder.js";
 import type {
   ApiKeyPage,
+  AuthFailureRecorder,
   AuthenticationRefusal,
   Clock,
   ConfirmKeyStop,
@@ -111,6 +113,7 @@ export class KeyService {
   private readonly clock: Clock;
   private readonly hasher: TokenHasher;
   private readonly useRecorder: KeyUseRecorder;
+  private readonly failureRecorder: AuthFailureRecorder;
   /** User names by id, for authenticated principals: users are never renamed or deleted. */
   private readonly userNames = new Map<string, string>();
 
@@ -123,6 +126,7 @@ export class KeyService {
     this.hasher = createTokenHasher(options.pepper);
     const store = this.store;
     this.useRecorder = options.useRecorder ?? { record: (keyId, use) => store.recordKeyUse(keyId, use) };
+    this.failureRecorder = options.failureRecorder ?? new ImmediateFailureRecorder(store);
   }
 
   /**
@@ -563,28 +567,24 @@ export class KeyService {
     return name;
   }
 
-  /** Writes `auth.failed` to the audit log: why, from where, the key when known; never the token. */
-  async recordAuthenticationFailure(refusal: AuthenticationRefusal, origin: RequestOrigin, detail: Record<string, unknown> = {}): Promise<void> {
-    const now = this.clock().toISOString();
-    // An unknown token names no organization: its attempt is filed under the default one.
-    const organizationId = refusal.organizationId ?? (await this.store.ensureDefaultOrganization(now)).id;
-    await this.store.appendEvent({
-      id: newKeyEventId(),
-      organization_id: organizationId,
-      key_id: refusal.keyId,
-      event_type: "auth.failed",
-      actor_user_id: null,
-      actor_key_id: null,
-      transport: origin.transport,
-      client_address: origin.clientAddress,
-      occurred_at: now,
-      detail: {
-        reason: refusal.reason,
-        key_prefix: refusal.keyPrefix,
-        user_agent: capUserAgent(origin.userAgent),
-        ...detail,
-      },
+  /**
+   * Records `auth.failed` for the audit log through the failure recorder (written at once by
+   * default; in batches, bounded, by `keywarden serve`): why, from where, the key when known; never
+   * the token. Returns nothing once the recorder has queued it.
+   */
+  recordAuthenticationFailure(refusal: AuthenticationRefusal, origin: RequestOrigin, detail: Record<string, unknown> = {}): Promise<void> | void {
+    const userAgent = capUserAgent(origin.userAgent);
+    return this.failureRecorder.record({
+      refusal,
+      origin: userAgent === origin.userAgent ? origin : { ...origin, userAgent },
+      detail,
+      at: this.clock().toISOString(),
     });
+  }
+
+  /** Counts a failed authentication without recording it on its own (its address is over the limit). */
+  countAuthenticationFailure(origin: RequestOrigin): Promise<void> | void {
+    return this.failureRecorder.count(origin.transport, this.clock().toISOString());
   }
 
   /** Writes `call.denied` to the audit log: an authenticated caller asked for something its scopes do not allow. */

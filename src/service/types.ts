@@ -16,6 +16,27 @@ export interface KeyUseRecorder {
   record(keyId: string, use: KeyUse): Promise<void> | void;
 }
 
+/** One failed authentication, as the service hands it to an AuthFailureRecorder (user agent already capped). */
+export interface AuthFailure {
+  refusal: AuthenticationRefusal;
+  origin: RequestOrigin;
+  detail: Record<string, unknown>;
+  /** When it happened (ISO 8601). */
+  at: string;
+}
+
+/**
+ * Where failed authentications go (`auth.failed`). The default writes each one to the store at
+ * once; a buffered recorder (failure-recorder.ts) writes them in batches, bounded in memory, so
+ * that failures cannot be turned into disk load.
+ */
+export interface AuthFailureRecorder {
+  /** May return nothing once the failure is queued (or counted, when the queue is full). */
+  record(failure: AuthFailure): Promise<void> | void;
+  /** A failure that is only counted, not recorded on its own (its address is over the limit). */
+  count(transport: Transport, at: string): Promise<void> | void;
+}
+
 export interface KeyServiceOptions {
   store: KeyStore;
   config?: ServiceConfig;
@@ -24,6 +45,8 @@ export interface KeyServiceOptions {
   pepper?: string;
   /** Defaults to writing each use straight to the store. */
   useRecorder?: KeyUseRecorder;
+  /** Defaults to writing each failed authentication straight to the store. */
+  failureRecorder?: AuthFailureRecorder;
 }
 
 export interface CreateApiKeyInput {

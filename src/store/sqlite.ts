@@ -565,6 +565,13 @@ export class SqliteKeyStore implements KeyStore {
     this.statements.insertEvent.run(eventParams(event));
   }
 
+  async appendEvents(events: readonly KeyEventRow[]): Promise<void> {
+    if (events.length === 0) return;
+    this.db.transaction(() => {
+      for (const event of events) this.statements.insertEvent.run(eventParams(event));
+    })();
+  }
+
   async ping(): Promise<void> {
     this.statements.ping.get();
   }

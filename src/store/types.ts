@@ -277,6 +277,8 @@ export interface KeyStore {
 
   /** Writes one event on its own: a failed authentication or a denied call, which change nothing else. */
   appendEvent(event: KeyEventRow): Promise<void>;
+  /** Several events in one transaction (one synced write however many there are). */
+  appendEvents(events: readonly KeyEventRow[]): Promise<void>;
   /** Every event of one key, in (occurred_at, insertion) order. */
   listEvents(keyId: string): Promise<KeyEventRow[]>;
   /** Events in (occurred_at, seq) order, after `query.after`, at most `query.limit` of them. */

@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer as createNodeHttpServer, type IncomingMessage, type Server as NodeHttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { InvalidTokenError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
-import { requireBearerAuth } from "@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Server as McpServer } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -12,13 +10,16 @@ import { createServer, type ServerLogger } from "../server.js";
 import { errorBody, ServiceError, type FieldError } from "../service/errors.js";
 import type { Principal } from "../service/principal.js";
 import type { KeyService } from "../service/service.js";
-import type { AuthenticationRefusal, RequestOrigin } from "../service/types.js";
+import type { RequestOrigin } from "../service/types.js";
 import { holdsAnyScope, MCP_SCOPES, VERIFY_ENDPOINT_SCOPES } from "../tools/access.js";
 import { fieldErrorsOf } from "../tools/call.js";
 import type { ToolDefinition } from "../tools/tool.js";
 import { verifyApiKeyInput } from "../tools/verify_api_key.js";
 import { FailedAuthLimiter } from "./auth-limiter.js";
+import { answerClientError } from "./client-error.js";
+import { createCredentialCheck, presentedCredential, type CredentialRefusal } from "./bearer.js";
 import { isLoopbackHost, isWildcardHost } from "./hosts.js";
+import { isOAuthPath, oauthPathRefusal } from "./oauth-discovery.js";
 
 /** Request bodies above this get 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -29,11 +30,7 @@ export const HEALTH_PATH = "/healthz";
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const HEADERS_TIMEOUT_MS = 20_000;
 
-/**
- * The one description every failed authentication gets, whatever failed: a caller cannot tell a
- * typo from a revoked key. The audit log keeps the real reason.
- */
-export const INVALID_TOKEN_DESCRIPTION = "The bearer token is missing, malformed, unknown, revoked or expired";
+export { INVALID_TOKEN_DESCRIPTION } from "./bearer.js";
 
 const LOOPBACK_HOSTNAMES = ["localhost", "127.0.0.1", "[::1]"];
 /** Headers a request may carry once at most (lower case). */
@@ -140,6 +137,9 @@ function isLoopbackOrigin(origin: string): boolean {
   return normalized !== null && LOOPBACK_HOSTNAMES.includes(new URL(normalized).hostname);
 }
 
+/** What the SDK's transport reads the caller from (StreamableHTTPServerTransport.handleRequest). */
+type AuthenticatedRequest = Request & { auth?: AuthInfo };
+
 function principalOfAuthInfo(authInfo: AuthInfo | undefined): Principal | undefined {
   return authInfo?.extra?.principal as Principal | undefined;
 }
@@ -155,28 +155,14 @@ function authInfoOf(principal: Principal, expiresAt: string | null): AuthInfo {
   };
 }
 
-/** The key a request presents: the Bearer credential, or `?admin_key=` when allowed. null: none at all. */
-function presentedCredential(req: Request, allowQueryKey: boolean): string | null {
-  const header = req.headers.authorization;
-  if (header !== undefined) {
-    const match = /^Bearer +(\S+) *$/i.exec(header);
-    // Anything else in the header is a credential that fails: it must not fall back to the query.
-    return match ? match[1]! : "";
-  }
-  if (allowQueryKey) {
-    const query = req.query.admin_key;
-    if (typeof query === "string") return query;
-    if (query !== undefined) return "";
-  }
-  return null;
-}
-
 /** A refusal of a request, whatever answers it: Express for /mcp, the fast path for the verify endpoint. */
 interface Refusal {
   status: number;
   code: string;
   message: string;
   headers?: Record<string, string>;
+  /** The exact body on every path (the 401 of bearer.ts); absent: the path's envelope below. */
+  body?: unknown;
 }
 
 /** A request naming its Host, its credentials or its session twice is ambiguous (see SINGLE_VALUE_HEADERS). */
@@ -223,6 +209,7 @@ function targetAuthority(target: string): string | null | undefined {
 
 /** The body of a refusal: JSON-RPC on /mcp (as the SDK's transport answers), keywarden's error body elsewhere. */
 function refusalBody(path: string, refusal: Refusal, errors: FieldError[] = []): unknown {
+  if (refusal.body !== undefined) return refusal.body;
   if (path === MCP_PATH) return jsonRpcError(refusal.status === 400 && refusal.code === "parse_error" ? -32700 : -32000, refusal.message);
   // Host refusals keep the SDK middleware's JSON-RPC shape on every path, as before.
   if (refusal.code === "forbidden" && /Host/.test(refusal.message)) return jsonRpcError(-32000, refusal.message);
@@ -343,7 +330,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   ]);
   app.use((req, res, next) => {
     const origin = req.get("origin");
-    const methods = corsMethods.get(req.path);
+    // OAuth paths too, so that a browser-based client can read why there is no OAuth here.
+    const methods = corsMethods.get(req.path) ?? (isOAuthPath(req.path) ? ["GET", "POST"] : undefined);
     if (origin === undefined || methods === undefined) return next();
     res.vary("Origin");
     res.set("Access-Control-Allow-Origin", origin);
@@ -356,52 +344,32 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     res.status(204).end();
   });
 
-  const onAuthenticationFailure = async (path: string, refusal: AuthenticationRefusal, origin: RequestOrigin): Promise<void> => {
-    const failures = limiter.recordFailure(origin.clientAddress ?? "unknown");
-    logger.info({ reason: refusal.reason, key_prefix: refusal.keyPrefix, ip: origin.clientAddress, path, failures }, "authentication failed");
-    if (failures === limiter.limitPerWindow) {
-      logger.warn({ ip: origin.clientAddress, failures }, "too many failed authentications: address refused until its window ends");
-    }
-    await service
-      .recordAuthenticationFailure(refusal, origin, { path, failures_in_window: failures })
-      .catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));
+  // One credential check for every path (bearer.ts): the Express routes below and the fast path.
+  const checkCredential = createCredentialCheck({ service, limiter, logger });
+
+  /** Writes a refusal on an Express response: its headers, and its body in the path's envelope. */
+  const sendRefusal = (req: Request, res: Response, refusal: Refusal | CredentialRefusal): void => {
+    if (res.headersSent) return;
+    if (refusal.headers) res.set(refusal.headers);
+    res.status(refusal.status).json(refusalBody(req.path, refusal));
   };
 
   /** Authenticates the request (or applies --no-auth) and leaves the principal in res.locals.principal. */
-  const authenticate = (req: Request, res: Response, next: NextFunction): void => {
+  const authenticate = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const origin = originOf(req);
     if (anonymousPrincipal !== null) {
       const principal: Principal = { ...anonymousPrincipal, clientAddress: origin.clientAddress };
       res.locals.principal = principal;
-      req.auth = authInfoOf(principal, null);
+      (req as AuthenticatedRequest).auth = authInfoOf(principal, null);
       return next();
     }
-    const retryAfter = limiter.retryAfterSeconds(origin.clientAddress ?? "unknown");
-    if (retryAfter > 0) {
-      res.set("Retry-After", String(retryAfter));
-      return sendError(req, res, 429, "rate_limited", `too many failed authentication attempts from this address; retry in ${retryAfter} s`);
-    }
-    const credential = presentedCredential(req, allowQueryKey);
-    // The SDK's middleware checks the header's shape first, with messages that tell the kinds of
-    // failure apart; every request shows it the same well-formed header, and the verifier below
-    // judges the real credential. The token goes no further than this.
-    req.headers.authorization = "Bearer presented";
-    const verifier = {
-      verifyAccessToken: async (): Promise<AuthInfo> => {
-        const result = await service.authenticateKey(credential, origin).catch((error: unknown) => {
-          // The SDK answers 500 {"error":"server_error"}; the operator's log gets the cause.
-          logger.error({ err: error, path: req.path }, "authentication could not be completed");
-          throw error;
-        });
-        if (!result.ok) {
-          await onAuthenticationFailure(req.path, result, origin);
-          throw new InvalidTokenError(INVALID_TOKEN_DESCRIPTION);
-        }
-        res.locals.principal = result.principal;
-        return authInfoOf(result.principal, result.expiresAt);
-      },
-    };
-    void requireBearerAuth({ verifier })(req, res, next);
+    const credential = presentedCredential(req.headers.authorization, allowQueryKey ? req.query.admin_key : undefined, allowQueryKey);
+    const outcome = await checkCredential(credential, origin, req.path);
+    if (!outcome.ok) return sendRefusal(req, res, outcome.refusal);
+    res.locals.principal = outcome.principal;
+    // What the SDK's transport hands to tool handlers (principalOfAuthInfo); never the token.
+    (req as AuthenticatedRequest).auth = authInfoOf(outcome.principal, outcome.expiresAt);
+    next();
   };
 
   /** 403 for a key that holds none of `scopes`, with the audit event; null when it holds one. */
@@ -486,7 +454,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   // --- The gateway fast path --------------------------------------------------------------------
   // POST /v1/keys/verify is what gateways call on every request they serve, so it is answered
   // here on bare node:http, with the same checks in the same order as the Express route below
-  // (duplicate headers, Host, failed-auth limit, bearer key, scope, 1 MiB body, JSON,
+  // (duplicate headers, Host, the credential check of bearer.ts, scope, 1 MiB body, JSON,
   // fields) and the same answers; Express costs more CPU per request than the verification does.
   // Anything unusual — a query string, --no-auth, a proxy to trust, another content type or an
   // encoded body, a browser's request (Origin: checked, and CORS headers added), shutdown — takes
@@ -530,34 +498,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const early = duplicatedHeaderRefusal(req.rawHeaders) ?? hostRefusal(req.headers.host, allowedHosts);
     if (early) return refuse(early);
     const origin: RequestOrigin = { transport: "http", clientAddress: req.socket.remoteAddress ?? "unknown", userAgent: req.headers["user-agent"] ?? null };
-    const retryAfter = limiter.retryAfterSeconds(origin.clientAddress ?? "unknown");
-    if (retryAfter > 0) {
-      return refuse({
-        status: 429,
-        code: "rate_limited",
-        message: `too many failed authentication attempts from this address; retry in ${retryAfter} s`,
-        headers: { "Retry-After": String(retryAfter) },
-      });
-    }
-    const header = req.headers.authorization;
-    const credential = header === undefined ? null : (/^Bearer +(\S+) *$/i.exec(header)?.[1] ?? "");
-    let authentication;
-    try {
-      authentication = await service.authenticateKey(credential, origin);
-    } catch (error) {
-      // As the SDK's requireBearerAuth answers a verifier that throws.
-      logger.error({ err: error, path: VERIFY_PATH }, "authentication could not be completed");
-      return writeJson(res, 500, { error: "server_error", error_description: "Internal Server Error" });
-    }
-    if (!authentication.ok) {
-      await onAuthenticationFailure(VERIFY_PATH, authentication, origin);
-      return writeJson(
-        res,
-        401,
-        { error: "invalid_token", error_description: INVALID_TOKEN_DESCRIPTION },
-        { "WWW-Authenticate": `Bearer error="invalid_token", error_description="${INVALID_TOKEN_DESCRIPTION}"` },
-      );
-    }
+    const authentication = await checkCredential(presentedCredential(req.headers.authorization, undefined, false), origin, VERIFY_PATH);
+    if (!authentication.ok) return refuse(authentication.refusal);
     const denial = await scopeRefusal(authentication.principal, VERIFY_ENDPOINT_SCOPES, VERIFY_PATH);
     if (denial) return writeJson(res, 403, denial.body, denial.headers);
     const text = await readBody(req, res);
@@ -673,6 +615,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     },
   );
 
+  // OAuth discovery, registration and token paths: an RFC 6749-shaped error saying keywarden takes
+  // API keys (oauth-discovery.ts), instead of the 404 below that OAuth clients cannot read.
+  app.use((req, res, next) => {
+    const refusal = oauthPathRefusal(req.path);
+    if (!refusal) return next();
+    res.set(refusal.headers);
+    res.status(refusal.status).json(refusal.body);
+  });
+
   app.use((req, res) => sendError(req, res, 404, "not_found", `Not found: ${req.method} ${req.path}`));
 
   // Every error answer is JSON without a stack trace; the log gets the detail of a real fault.
@@ -695,6 +646,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
       (req, res) => (takesFastPath(req) ? serveFastPath(req, res) : void app(req, res)),
     );
+    // Requests Node's parser refuses get a JSON error body too, not Node's empty one.
+    server.on("clientError", answerClientError);
     server.listen(options.port, host, () => resolve(server));
     server.once("error", reject);
   });

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { makeTempDir } from "../helpers/harness.js";
 import { initializeBody, MCP_HEADERS, mintKey, rawRequest, spawnHttpServer } from "../helpers/http.js";
 import { runCli } from "../helpers/spawn.js";
@@ -75,14 +75,19 @@ describe("a database whose keys need KEYWARDEN_PEPPER", () => {
         body: initializeBody(),
       });
       statuses.push(mcp.status);
-      if (mcp.status === 401) expect(mcp.headers["www-authenticate"]).toMatch(/^Bearer error="invalid_token"/);
+      if (mcp.status === 401) expect(mcp.headers["www-authenticate"]).toMatch(/^Bearer realm="keywarden", error="invalid_token"/);
     }
     // Counted as failures like any bad key: the third from this address meets the limit of 2.
     expect(statuses).toEqual([401, 401, 429]);
 
-    const check = new Database(db, { readonly: true });
-    const failed = check.prepare("SELECT detail FROM key_events WHERE event_type = 'auth.failed' ORDER BY rowid").all() as { detail: string }[];
-    check.close();
+    // Failures are written in batches, at most a second late.
+    const failed = await vi.waitFor(() => {
+      const check = new Database(db, { readonly: true });
+      const rows = check.prepare("SELECT detail FROM key_events WHERE event_type = 'auth.failed' ORDER BY rowid").all() as { detail: string }[];
+      check.close();
+      if (rows.length < 2) throw new Error(`${rows.length} auth.failed rows so far`);
+      return rows;
+    }, { timeout: 5000, interval: 100 });
     expect(failed.slice(0, 2).map((row) => JSON.parse(row.detail))).toEqual([
       expect.objectContaining({ reason: "not_found", key_prefix: peppered.key_prefix }),
       expect.objectContaining({ reason: "not_found", key_prefix: peppered.key_prefix }),

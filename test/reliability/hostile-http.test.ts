@@ -40,8 +40,8 @@ beforeAll(async () => {
     { user: "hostile", name: "spare", scopes: ["tools:read"] },
   ]);
   keys = { good: minted[0]!, gateway: minted[1]!, other: minted[2]!, revoked: minted[3]!, expiredSoon: minted[4]! };
-  // Every bad bearer token must reach the verifier: the per-address limit (429, also a 4xx) would
-  // otherwise answer most of them, and the good calls too.
+  // Every bad bearer token must get the 401: over the per-address limit they would get 429 (also a
+  // 4xx) instead. Good keys are served either way.
   server = await spawnHttpServer(["--db", dbPath, "--auth-failure-limit", "1000000"]);
   const good = await connectHttp(server.url, keys.good.key);
   await callOk(good.client, "revoke_api_key", { id: keys.revoked.id, reason: "hostile test" });

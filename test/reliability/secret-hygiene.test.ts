@@ -128,8 +128,13 @@ describe("secret hygiene", () => {
       expect(statSync(`${dbPath}-wal`).size).toBeGreaterThan(0);
       expectCleanFiles(scanner, dbPath, "both servers running, at the end");
 
-      // The raw audit rows and key rows, read straight from the database.
-      const rows = rowsAsText(dbPath);
+      // The raw audit rows and key rows, read straight from the database. Failed authentications
+      // are written in batches at most a second late: wait for them.
+      let rows = rowsAsText(dbPath);
+      for (let attempt = 0; attempt < 50 && !rows.eventTypes.includes("auth.failed"); attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        rows = rowsAsText(dbPath);
+      }
       expect(rows.eventCount).toBeGreaterThanOrEqual(MINTS * 4);
       expect(rows.eventTypes).toEqual(expect.arrayContaining(["auth.failed", "key.created", "key.revoked", "key.rotated", "key.updated"]));
       expect(Object.keys(rows.tables)).toEqual(expect.arrayContaining(["api_keys", "key_events", "users"]));
