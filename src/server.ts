@@ -110,7 +110,7 @@ export function createServer({ service, principal, version, tools = allTools, lo
       return answer.action === "accept";
     };
     const started = performance.now();
-    const outcome = await callTool(tool, request.params.arguments, { service, principal: acting, confirm });
+    const outcome = await callTool(tool, request.params.arguments, { service, principal: acting, confirm, closeStream: extra.closeSSEStream });
     if (outcome.fault !== undefined) {
       logger?.error({ tool: tool.name, err: outcome.fault }, "tool call failed unexpectedly");
     }

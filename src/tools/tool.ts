@@ -12,6 +12,12 @@ export interface ToolContext {
    * they decline or cancel; rejects when no answer comes. Absent where there is nobody to ask.
    */
   confirm?: (message: string) => Promise<boolean>;
+  /**
+   * Ends this call's SSE stream before its result (polling, as the MCP Streamable HTTP transport
+   * allows): the client resumes with Last-Event-ID and gets the result from the session's event
+   * store. Absent when the client cannot resume (older protocol, no stream).
+   */
+  closeStream?: () => void;
 }
 
 export interface ToolAnnotations {

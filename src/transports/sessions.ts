@@ -66,6 +66,9 @@ function sameScopes(a: readonly string[] | null, b: readonly string[] | null): b
 export class SessionTable<S extends TableEntry> {
   private readonly sessions = new Map<string, S>();
   private readonly byKey = new Map<string | null, Set<S>>();
+  /** Order of last use, for LRU: the clock may give two uses the same millisecond. */
+  private readonly useOrder = new Map<S, number>();
+  private uses = 0;
   private readonly now: () => number;
   private sweeper: NodeJS.Timeout | undefined;
   private watcher: NodeJS.Timeout | undefined;
@@ -97,7 +100,7 @@ export class SessionTable<S extends TableEntry> {
     const own = this.byKey.get(keyId);
     while (own !== undefined && own.size > 0 && (own.size >= this.options.maxSessionsPerKey || this.sessions.size >= this.options.maxSessions)) {
       let oldest: S | undefined;
-      for (const session of own) if (oldest === undefined || session.lastUsed < oldest.lastUsed) oldest = session;
+      for (const session of own) if (oldest === undefined || this.useOrder.get(session)! < this.useOrder.get(oldest)!) oldest = session;
       void this.close(oldest!, "evicted");
     }
     return this.sessions.size < this.options.maxSessions;
@@ -106,6 +109,7 @@ export class SessionTable<S extends TableEntry> {
   /** Registers a session admitted by admit(). */
   add(session: S): void {
     this.sessions.set(session.id, session);
+    this.useOrder.set(session, ++this.uses);
     let own = this.byKey.get(session.keyId);
     if (own === undefined) this.byKey.set(session.keyId, (own = new Set()));
     own.add(session);
@@ -123,21 +127,27 @@ export class SessionTable<S extends TableEntry> {
 
   /** One request of the session starts; the returned function ends it. GET streams do not keep it busy. */
   use(session: S, stream: boolean): () => void {
-    session.lastUsed = this.now();
+    this.touch(session);
     if (!stream) session.busy += 1;
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
-      session.lastUsed = this.now();
+      this.touch(session);
       if (!stream) session.busy -= 1;
     };
+  }
+
+  private touch(session: S): void {
+    session.lastUsed = this.now();
+    if (this.useOrder.has(session)) this.useOrder.set(session, ++this.uses);
   }
 
   /** Takes the session out of the table and ends it; a second call does nothing. */
   async close(session: S, why: SessionCloseReason): Promise<void> {
     if (this.sessions.get(session.id) !== session) return;
     this.sessions.delete(session.id);
+    this.useOrder.delete(session);
     const own = this.byKey.get(session.keyId);
     own?.delete(session);
     if (own?.size === 0) this.byKey.delete(session.keyId);
