@@ -33,12 +33,15 @@ export interface InProcessServer {
   close(): Promise<void>;
 }
 
-export async function startInProcess(options: Partial<HttpServerOptions> = {}): Promise<InProcessServer> {
+/** `noAuth`: as `keywarden serve --no-auth`, every request acts as the user "operator" with tools:read and tools:execute. */
+export async function startInProcess(options: Partial<HttpServerOptions> & { noAuth?: boolean } = {}): Promise<InProcessServer> {
+  const { noAuth = false, ...serverOptions } = options;
   const { dir, cleanup } = makeTempDir();
   const dbPath = join(dir, "keywarden.db");
   const store = SqliteKeyStore.open({ path: dbPath });
   const service = new KeyService({ store });
   const log: LogLine[] = [];
+  const anonymous = noAuth ? await service.localPrincipal({ userName: "operator", transport: "http", isAdmin: false }) : null;
   const line = (level: string) => (object: Record<string, unknown>, message: string) => void log.push({ level, object, message });
   const server = await startHttpServer({
     service,
@@ -46,7 +49,8 @@ export async function startInProcess(options: Partial<HttpServerOptions> = {}): 
     logger: { debug: () => undefined, info: line("info"), warn: line("warn"), error: line("error") },
     host: "127.0.0.1",
     port: 0,
-    ...options,
+    anonymousPrincipal: anonymous === null ? null : { ...anonymous, scopes: ["tools:read", "tools:execute"] },
+    ...serverOptions,
   });
   const operator = (user = "ops") => service.localPrincipal({ userName: user, transport: "cli", isAdmin: true });
   return {
