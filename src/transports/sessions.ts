@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { KeyStandingNow } from "../service/service.js";
 
 // The session table of the HTTP transport (README, "Sessions"): no principal can take the service
@@ -226,7 +226,7 @@ export class SessionTable<S extends TableEntry> {
 
 /** The protocol version a server answering this initialize uses (as the SDK's Server negotiates it). */
 export function negotiatedProtocolVersion(requested: unknown): string {
-  return typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : SUPPORTED_PROTOCOL_VERSIONS[0]!;
+  return typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
 }
 
 /**
