@@ -263,7 +263,7 @@ export class BoundedEventStore implements EventStore {
   private seq = 0;
   private bytes = 0;
 
-  constructor(private readonly limits: { maxEvents: number; maxBytes: number } = { maxEvents: 200, maxBytes: 512 * 1024 }) {}
+  constructor(private readonly limits: { maxEvents: number; maxBytes: number } = { maxEvents: 100, maxBytes: 256 * 1024 }) {}
 
   get size(): number {
     return this.events.size;
