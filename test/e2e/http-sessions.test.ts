@@ -125,7 +125,7 @@ describe("a key that stops being good loses its sessions and streams", () => {
 
   it("expired: its sessions and streams end when it expires", async () => {
     const kw = await start({ keyWatchIntervalMs: 100 });
-    const a = await kw.mint("a", READ_EXECUTE, "alice", new Date(Date.now() + 1500).toISOString());
+    const a = await kw.mint("a", READ_EXECUTE, "alice", new Date(Date.now() + 3000).toISOString());
     const { sessionId } = await initialize(kw.url, a.key);
     const stream = openGetStream(kw.url, a.key, sessionId!);
     expect(await stream.status).toBe(200);
