@@ -140,6 +140,8 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
       allowQueryKey: http.allowQueryKey,
       anonymousPrincipal,
       sessionIdleTimeoutMs: http.sessionIdleTimeoutMs,
+      maxSessions: http.maxSessions,
+      maxSessionsPerKey: http.maxSessionsPerKey,
       authFailureLimit: http.authFailureLimit,
       authFailureWindowMs: http.authFailureWindowMs,
       trustProxy: http.trustProxy,
@@ -275,6 +277,16 @@ export function buildProgram(): Command {
     .addOption(
       new Option("--session-idle-timeout <seconds>", "close a session after this long without a request (default: 1800)").env(
         "KEYWARDEN_SESSION_IDLE_TIMEOUT",
+      ),
+    )
+    .addOption(
+      new Option("--max-sessions <n>", "open sessions at most; one more initialize gets 503 unless its key has one to give up (default: 1000)").env(
+        "KEYWARDEN_MAX_SESSIONS",
+      ),
+    )
+    .addOption(
+      new Option("--max-sessions-per-key <n>", "open sessions per key; one more closes that key's least recently used (default: 10)").env(
+        "KEYWARDEN_MAX_SESSIONS_PER_KEY",
       ),
     )
     .addOption(

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "./keys/token.js";
 import { isLoopbackHost } from "./transports/hosts.js";
+import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_KEY } from "./transports/sessions.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "./service/policy.js";
 import type { FieldError } from "./service/errors.js";
 import { checkName, DAY_MS, SCOPE_PATTERN } from "./service/validation.js";
@@ -161,6 +162,8 @@ export interface ServeRawOptions extends RawOptions {
   /** commander's negation of --no-auth: false when it was given. */
   auth?: boolean;
   sessionIdleTimeout?: string;
+  maxSessions?: string;
+  maxSessionsPerKey?: string;
   authFailureLimit?: string;
   authFailureWindow?: string;
   trustProxy?: string;
@@ -177,6 +180,8 @@ export interface HttpConfig {
   allowQueryKey: boolean;
   noAuth: boolean;
   sessionIdleTimeoutMs: number;
+  maxSessions: number;
+  maxSessionsPerKey: number;
   authFailureLimit: number;
   authFailureWindowMs: number;
   trustProxy: boolean | number | string[];
@@ -305,6 +310,8 @@ export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessE
     allowQueryKey: options.allowQueryKey === true || booleanEnv("KEYWARDEN_ALLOW_QUERY_KEY", env),
     noAuth,
     sessionIdleTimeoutMs: seconds("--session-idle-timeout / KEYWARDEN_SESSION_IDLE_TIMEOUT", options.sessionIdleTimeout, 1800),
+    maxSessions: positiveInteger("--max-sessions / KEYWARDEN_MAX_SESSIONS", options.maxSessions, DEFAULT_MAX_SESSIONS),
+    maxSessionsPerKey: positiveInteger("--max-sessions-per-key / KEYWARDEN_MAX_SESSIONS_PER_KEY", options.maxSessionsPerKey, DEFAULT_MAX_SESSIONS_PER_KEY),
     authFailureLimit: positiveInteger("--auth-failure-limit / KEYWARDEN_AUTH_FAILURE_LIMIT", options.authFailureLimit, 30),
     authFailureWindowMs: seconds("--auth-failure-window / KEYWARDEN_AUTH_FAILURE_WINDOW", options.authFailureWindow, 300),
     trustProxy,

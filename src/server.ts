@@ -132,6 +132,7 @@ export function createServer({
       confirm,
       signal: extra.signal,
       mayCall: (current) => mayCallTool(current, tool),
+      closeStream: extra.closeSSEStream,
     });
     if (outcome.fault !== undefined) {
       logger?.error({ tool: tool.name, err: outcome.fault }, "tool call failed unexpectedly");

@@ -5,6 +5,7 @@ import type {
   ApiKeyRow,
   KeyChanges,
   KeyEventRow,
+  KeyStatus,
   KeyStatusFilter,
   KeyStore,
   KeyUse,
@@ -73,6 +74,13 @@ import {
   SCOPES_MAX_COUNT,
   SLUG_PATTERN,
 } from "./validation.js";
+
+/** A key's standing at one instant: what a session opened with it may still rely on. */
+export interface KeyStandingNow {
+  status: KeyStatus;
+  scopes: readonly string[];
+  expiresAt: string | null;
+}
 
 const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
   key_id: null,
@@ -551,6 +559,17 @@ export class KeyService {
         clientAddress: origin.clientAddress,
       },
     };
+  }
+
+  /**
+   * Where each of these keys stands now, in one store read: its status (as statusOf judges it)
+   * and its current scopes. The HTTP transport closes the sessions of a key that is no longer
+   * active or whose scopes changed (README, "Sessions"). A key without a row is left out.
+   */
+  async keyStandings(keyIds: readonly string[]): Promise<Map<string, KeyStandingNow>> {
+    const now = this.clock();
+    const rows = await this.store.getKeyStandings(keyIds);
+    return new Map(rows.map((row) => [row.id, { status: statusOf(row, now), scopes: row.scopes, expiresAt: row.expires_at }]));
   }
 
   /**

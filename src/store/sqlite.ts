@@ -14,6 +14,7 @@ import type {
   KeyEventRow,
   KeyStatusFilter,
   KeyStore,
+  KeyStanding,
   KeyUse,
   ListEventsQuery,
   ListKeysQuery,
@@ -254,6 +255,10 @@ export class SqliteKeyStore implements KeyStore {
            FROM api_keys WHERE key_prefix = ?`,
         )
         .raw(true),
+      // One statement for any number of ids: the list travels as one JSON array parameter.
+      keyStandings: db.prepare<[string], { id: string; scopes: string; expires_at: string | null; revoked_at: string | null }>(
+        "SELECT id, scopes, expires_at, revoked_at FROM api_keys WHERE id IN (SELECT value FROM json_each(?))",
+      ),
       insertEvent: db.prepare(
         `INSERT INTO key_events (id, organization_id, key_id, event_type, actor_user_id, actor_key_id, transport,
            client_address, occurred_at, detail)
@@ -366,6 +371,13 @@ export class SqliteKeyStore implements KeyStore {
   async getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null> {
     const row = this.statements.keyByPrefix.get(keyPrefix);
     return row ? toApiKeyRow(row) : null;
+  }
+
+  async getKeyStandings(ids: readonly string[]): Promise<KeyStanding[]> {
+    if (ids.length === 0) return [];
+    return this.statements.keyStandings
+      .all(JSON.stringify(ids))
+      .map((row) => ({ id: row.id, scopes: this.parseScopes(row.scopes), expires_at: row.expires_at, revoked_at: row.revoked_at }));
   }
 
   async findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null> {

@@ -55,6 +55,9 @@ export interface ApiKeyRow {
   replaced_by: string | null;
 }
 
+/** What decides whether a key still holds what it held: its status and its scopes. */
+export type KeyStanding = Pick<ApiKeyRow, "id" | "scopes" | "expires_at" | "revoked_at">;
+
 /** What verification needs of a key, and no more: read on every verify, so kept narrow. */
 export type VerifiableKey = Pick<
   ApiKeyRow,
@@ -251,6 +254,8 @@ export interface KeyStore {
   insertKey(request: InsertKeyRequest): Promise<InsertKeyResult>;
   getKeyById(id: string): Promise<ApiKeyRow | null>;
   getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null>;
+  /** The standing of each of these keys that exists, in one read (any order; unknown ids are left out). */
+  getKeyStandings(ids: readonly string[]): Promise<KeyStanding[]>;
   /** The hot path of verification: only the columns a verification reads, by prefix. */
   findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null>;
   /** The distinct hash_algorithm values of the stored keys, as stored (one may be unknown to this build). */

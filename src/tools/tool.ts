@@ -16,6 +16,12 @@ export interface ToolContext {
   signal?: AbortSignal;
   /** Whether a principal may call this tool (its scope): checked again after a confirmation's answer. */
   mayCall?: (principal: Principal) => boolean;
+  /**
+   * Ends this call's SSE stream before its result (polling, as the MCP Streamable HTTP transport
+   * allows): the client resumes with Last-Event-ID and gets the result from the session's event
+   * store. Absent when the client cannot resume (older protocol, no stream).
+   */
+  closeStream?: () => void;
 }
 
 export interface ToolAnnotations {

@@ -20,6 +20,19 @@ import { answerClientError } from "./client-error.js";
 import { createCredentialCheck, presentedCredential, type CredentialRefusal } from "./bearer.js";
 import { isLoopbackHost, isWildcardHost } from "./hosts.js";
 import { isOAuthPath, oauthPathRefusal } from "./oauth-discovery.js";
+import {
+  applySessionProtocolVersion,
+  BoundedEventStore,
+  DEFAULT_KEY_WATCH_INTERVAL_MS,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_KEY,
+  DEFAULT_SESSION_IDLE_TIMEOUT_MS,
+  negotiatedProtocolVersion,
+  SessionTable,
+  SSE_RETRY_MS,
+  type SessionCloseReason,
+  type TableEntry,
+} from "./sessions.js";
 
 /** Request bodies above this get 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -67,15 +80,19 @@ export interface HttpServerOptions {
   tools?: readonly ToolDefinition[];
   /** --no-auth: every request acts as this principal, without a key. Loopback only (the CLI checks). */
   anonymousPrincipal?: Principal | null;
-  /** A session with no request for this long is closed. */
+  /** A session with no request for this long is closed, even while it holds a GET stream. */
   sessionIdleTimeoutMs?: number;
   /** Failed authentications per address per window before the address gets 429. */
   authFailureLimit?: number;
   authFailureWindowMs?: number;
   /** Express "trust proxy": hops or addresses whose X-Forwarded-For names the client. */
   trustProxy?: boolean | number | readonly string[];
-  /** Open sessions at most; one more initialize gets 503. */
+  /** Open sessions at most; one more initialize gets 503, unless its key has a session to evict. */
   maxSessions?: number;
+  /** Open sessions per key (all of --no-auth is one); one more closes that key's least recently used. */
+  maxSessionsPerKey?: number;
+  /** How often the keys owning sessions are re-read, to close those revoked, expired or narrowed elsewhere. */
+  keyWatchIntervalMs?: number;
 }
 
 export interface RunningHttpServer {
@@ -91,15 +108,14 @@ export interface RunningHttpServer {
   close(graceMs?: number): Promise<void>;
 }
 
-interface Session {
-  id: string;
+/** An entry of the session table (sessions.ts), with what serves it. */
+interface Session extends TableEntry {
   transport: StreamableHTTPServerTransport;
   server: McpServer;
-  /** The key that opened it; only that key may use it (null: --no-auth). */
-  ownerKeyId: string | null;
-  lastSeen: number;
-  /** Requests of this session in progress (an open GET stream counts). */
-  active: number;
+  /** The protocol version its initialize negotiated, which its streams follow. */
+  protocolVersion: string;
+  /** Its initialize was answered with its id (else it is dropped without a log line). */
+  opened: boolean;
 }
 
 /** A JSON-RPC error with no id, as the SDK's transport answers HTTP-level failures on /mcp. */
@@ -241,13 +257,23 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     stateless = false,
     allowQueryKey = false,
     anonymousPrincipal = null,
-    sessionIdleTimeoutMs = 30 * 60_000,
-    maxSessions = 1000,
+    sessionIdleTimeoutMs = DEFAULT_SESSION_IDLE_TIMEOUT_MS,
+    maxSessions = DEFAULT_MAX_SESSIONS,
+    maxSessionsPerKey = DEFAULT_MAX_SESSIONS_PER_KEY,
+    keyWatchIntervalMs = DEFAULT_KEY_WATCH_INTERVAL_MS,
   } = options;
   const allowedHosts = options.allowedHosts === undefined || options.allowedHosts === null ? defaultAllowedHosts(host) : [...options.allowedHosts];
   const allowedOrigins = options.allowedOrigins ? new Set(options.allowedOrigins.map((origin) => normalizeOrigin(origin) ?? origin)) : null;
   const limiter = new FailedAuthLimiter({ limit: options.authFailureLimit ?? 30, windowMs: options.authFailureWindowMs ?? 300_000 });
-  const sessions = new Map<string, Session>();
+  const sessions = new SessionTable<Session>({
+    maxSessions,
+    maxSessionsPerKey,
+    idleTimeoutMs: sessionIdleTimeoutMs,
+    keyWatchIntervalMs,
+    keyStandings: (keyIds) => service.keyStandings(keyIds),
+    onClose: (session, why) => endSession(session, why),
+    onWatchError: (error) => logger.error({ err: error }, "sessions: could not re-read the keys that own them"),
+  });
   let inFlight = 0;
   let closing = false;
 
@@ -367,6 +393,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const outcome = await checkCredential(credential, origin, req.path);
     if (!outcome.ok) return sendRefusal(req, res, outcome.refusal);
     res.locals.principal = outcome.principal;
+    // The key's exact expiry (ISO 8601, or null for none): its sessions end then (sessions.ts).
+    res.locals.keyExpiresAt = outcome.expiresAt;
     // What the SDK's transport hands to tool handlers (principalOfAuthInfo); never the token.
     (req as AuthenticatedRequest).auth = authInfoOf(outcome.principal, outcome.expiresAt);
     next();
@@ -537,20 +565,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const newServer = (principal: Principal): McpServer =>
     createServer({ service, principal, version, logger, principalOf: principalOfAuthInfo, tools: options.tools });
 
-  const closeSession = async (session: Session, why: string): Promise<void> => {
-    if (!sessions.delete(session.id)) return;
-    logger.info({ session: session.id.slice(0, 8), key: session.ownerKeyId, why }, "session closed");
+  /** Once a session has left the table: ends its streams (the transport's), its transport and its server. */
+  async function endSession(session: Session, why: SessionCloseReason): Promise<void> {
+    if (session.opened) logger.info({ session: session.id.slice(0, 8), key: session.keyId, why }, "session closed");
     await session.transport.close().catch(() => undefined);
     await session.server.close().catch(() => undefined);
-  };
+  }
 
   const useSession = async (req: Request, res: Response, session: Session): Promise<void> => {
-    session.active += 1;
-    session.lastSeen = Date.now();
-    res.once("close", () => {
-      session.active -= 1;
-      session.lastSeen = Date.now();
-    });
+    res.once("close", sessions.use(session, req.method === "GET"));
+    applySessionProtocolVersion(req, session.protocolVersion);
     await session.transport.handleRequest(req, res, req.body);
   };
 
@@ -569,8 +593,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const sessionId = req.get("mcp-session-id");
     if (sessionId !== undefined) {
       const session = sessions.get(sessionId);
-      // Another key presenting a session's id learns nothing, not even that it exists.
-      if (!session || session.ownerKeyId !== principal.keyId) return sendError(req, res, 404, "not_found", "Session not found");
+      // Another key presenting a session's id learns nothing, not even that it exists; the key
+      // that opened it loses it when its scopes changed since (README, "Sessions").
+      if (!session || session.keyId !== principal.keyId || !sessions.admits(session, principal.scopes)) {
+        return sendError(req, res, 404, "not_found", "Session not found");
+      }
       return useSession(req, res, session);
     }
     if (req.method !== "POST") return sendError(req, res, 400, "bad_request", "Bad Request: Mcp-Session-Id header is required");
@@ -580,25 +607,48 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (!isInitializeRequest(req.body)) {
       return sendError(req, res, 400, "bad_request", "Bad Request: no session: send initialize first, or the Mcp-Session-Id header");
     }
-    if (sessions.size >= maxSessions) {
+    // A key at its limit gives up its least recently used session; only a table full of other
+    // keys' sessions refuses (--max-sessions, --max-sessions-per-key).
+    if (!sessions.admit(principal.keyId)) {
       res.set("Retry-After", "60");
       return sendError(req, res, 503, "unavailable", "too many open sessions; retry later");
     }
     const server = newServer(principal);
-    let session: Session | undefined;
+    const id = randomBytes(32).toString("base64url");
     const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomBytes(32).toString("base64url"),
+      sessionIdGenerator: () => id,
       maxRequestBodySize: MAX_BODY_BYTES,
-      onsessioninitialized: (id) => {
-        session = { id, transport, server, ownerKeyId: principal.keyId, lastSeen: Date.now(), active: 0 };
-        sessions.set(id, session);
+      // Resumability: every SSE stream starts with an event id and a retry delay, and a client that
+      // lost one resumes it with Last-Event-ID from this session's bounded store.
+      eventStore: new BoundedEventStore(),
+      retryInterval: SSE_RETRY_MS,
+      onsessioninitialized: () => {
+        session.opened = true;
         logger.info({ session: id.slice(0, 8), key: principal.keyId, user: principal.userName }, "session opened");
       },
     });
-    // Closed by DELETE, by the idle sweep or by shutdown: forget it either way.
-    transport.onclose = () => {
-      if (session) void closeSession(session, "closed");
+    const expiresAt = res.locals.keyExpiresAt as string | null | undefined;
+    // In the table from now on, before any await, so that parallel initializes count against the limits.
+    const session: Session = {
+      id,
+      transport,
+      server,
+      keyId: principal.keyId,
+      scopes: principal.scopes,
+      expiresAtMs: principal.keyId === null || expiresAt === undefined || expiresAt === null ? null : Date.parse(expiresAt),
+      lastUsed: Date.now(),
+      busy: 0,
+      protocolVersion: negotiatedProtocolVersion((req.body as { params?: { protocolVersion?: unknown } }).params?.protocolVersion),
+      opened: false,
     };
+    sessions.add(session);
+    // Closed by DELETE, by the idle sweep or by shutdown: forget it either way.
+    transport.onclose = () => void sessions.close(session, "closed");
+    // An initialize that did not open the session (refused by the transport) leaves no entry.
+    res.once("close", () => {
+      if (!session.opened) void sessions.close(session, "closed");
+    });
+    res.once("close", sessions.use(session, false));
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   };
@@ -654,17 +704,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const { port } = httpServer.address() as AddressInfo;
   const urlHost = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 
-  // Idle sessions: closed when nothing of theirs is in progress and nothing came for the timeout.
-  const sweeper = setInterval(
-    () => {
-      const now = Date.now();
-      for (const session of sessions.values()) {
-        if (session.active === 0 && now - session.lastSeen >= sessionIdleTimeoutMs) void closeSession(session, "idle");
-      }
-    },
-    Math.max(50, Math.min(60_000, Math.floor(sessionIdleTimeoutMs / 4))),
-  );
-  sweeper.unref();
+  // Idle sessions (a held GET stream is not use), and the keys that own sessions.
+  if (!stateless) sessions.start();
 
   if (allowedHosts === null) {
     logger.warn({ host }, "bound to every interface: the Host header is not checked; set --allowed-hosts to the names clients use");
@@ -678,13 +719,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     close: (graceMs = 5000) => {
       closed ??= (async () => {
         closing = true;
-        clearInterval(sweeper);
+        sessions.stop();
         const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         httpServer.closeIdleConnections();
         // Let requests in progress finish: a tool call that wrote a key must get its answer out.
         const deadline = Date.now() + graceMs;
         while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
-        await Promise.all([...sessions.values()].map((session) => closeSession(session, "shutdown")));
+        await sessions.closeAll("shutdown");
         httpServer.closeAllConnections();
         await stopped;
       })();

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeTempDir } from "../helpers/harness.js";
-import { rawRequest, spawnHttpServer } from "../helpers/http.js";
+import { initializeBody, MCP_HEADERS, mintKey, rawRequest, rpcBody, spawnHttpServer } from "../helpers/http.js";
 import { runCli } from "../helpers/spawn.js";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -139,6 +139,8 @@ describe("keywarden serve options", () => {
       [["--allowed-hosts", "a.example:8080"], {}, /--allowed-hosts .* is not a host name/],
       [["--session-idle-timeout", "0"], {}, /--session-idle-timeout .* must be a positive integer/],
       [["--auth-failure-limit", "x"], {}, /--auth-failure-limit .* must be a positive integer/],
+      [["--max-sessions", "0"], {}, /--max-sessions \/ KEYWARDEN_MAX_SESSIONS must be a positive integer/],
+      [[], { KEYWARDEN_MAX_SESSIONS_PER_KEY: "ten" }, /--max-sessions-per-key \/ KEYWARDEN_MAX_SESSIONS_PER_KEY must be a positive integer/],
       [["--trust-proxy", "somewhere"], {}, /--trust-proxy .* must be a hop count/],
       // Used to pass here and fail at listen time as "cannot listen on 127.0.0.1 … invalid range".
       [["--trust-proxy", "10.0.0.0/99"], {}, /^keywarden: --trust-proxy .* must be a hop count, true, or addresses\/subnets .*got "10\.0\.0\.0\/99"\n$/],
@@ -160,9 +162,28 @@ describe("keywarden serve options", () => {
     cleanups.push(() => server.stop());
     expect((await rawRequest(`${server.base}/healthz`)).status).toBe(200);
     const help = runCli(["serve", "--help"]).stdout;
-    for (const text of ["KEYWARDEN_HOST", "KEYWARDEN_PORT", "--stateless", "--allowed-origins", "--allow-query-key", "--no-auth", "KEYWARDEN_SESSION_IDLE_TIMEOUT"]) {
+    for (const text of ["KEYWARDEN_HOST", "KEYWARDEN_PORT", "--stateless", "--allowed-origins", "--allow-query-key", "--no-auth", "KEYWARDEN_SESSION_IDLE_TIMEOUT", "KEYWARDEN_MAX_SESSIONS", "KEYWARDEN_MAX_SESSIONS_PER_KEY"]) {
       expect(help).toContain(text);
     }
+  });
+
+  it("applies --max-sessions-per-key and KEYWARDEN_MAX_SESSIONS: a key's second session closes its first; a full server answers another key 503", async () => {
+    const db = tempDb();
+    const first = mintKey(db, "alice", "a", "tools:read");
+    const second = mintKey(db, "bob", "b", "tools:read");
+    const server = await spawnHttpServer(["--db", db, "--max-sessions-per-key", "1"], { KEYWARDEN_MAX_SESSIONS: "1" });
+    cleanups.push(() => server.stop());
+    const open = (key: string) => rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, Authorization: `Bearer ${key}` }, body: initializeBody() });
+    const list = (key: string, id: string) =>
+      rawRequest(server.url, { method: "POST", headers: { ...MCP_HEADERS, Authorization: `Bearer ${key}`, "Mcp-Session-Id": id }, body: rpcBody("tools/list") });
+    const one = String((await open(first.key)).headers["mcp-session-id"]);
+    const two = String((await open(first.key)).headers["mcp-session-id"]);
+    expect((await list(first.key, one)).status).toBe(404);
+    expect((await list(first.key, two)).status).toBe(200);
+    const refused = await open(second.key);
+    expect(refused.status).toBe(503);
+    expect(refused.headers["retry-after"]).toBe("60");
+    expect(server.stderr()).toContain(`"session":"${one.slice(0, 8)}","key":"${first.id}","why":"evicted"`);
   });
 
   it("refuses a port that is taken with one line and exit 2", async () => {

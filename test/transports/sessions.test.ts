@@ -1,0 +1,192 @@
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { CreatedApiKey } from "../../src/service/types.js";
+import { BoundedEventStore, SessionTable, type SessionCloseReason, type TableEntry } from "../../src/transports/sessions.js";
+import { openHarness, type Harness } from "../helpers/harness.js";
+
+// The session table in process, on a real service and SQLite store with a test clock: limits,
+// LRU eviction, the idle sweep, and the watch of the keys that own sessions.
+
+interface Entry extends TableEntry {
+  label: string;
+}
+
+let harness: Harness;
+let closed: [string, SessionCloseReason][];
+let now: number;
+
+beforeEach(async () => {
+  harness = await openHarness({ isAdmin: true });
+  closed = [];
+  now = 1_000_000;
+});
+afterEach(async () => {
+  await harness.close();
+});
+
+function table(limits: { maxSessions?: number; maxSessionsPerKey?: number; idleTimeoutMs?: number } = {}) {
+  return new SessionTable<Entry>({
+    maxSessions: limits.maxSessions ?? 100,
+    maxSessionsPerKey: limits.maxSessionsPerKey ?? 10,
+    idleTimeoutMs: limits.idleTimeoutMs ?? 60_000,
+    keyWatchIntervalMs: 60_000,
+    keyStandings: (ids) => harness.service.keyStandings(ids),
+    onClose: (session, why) => void closed.push([session.label, why]),
+    now: () => now,
+  });
+}
+
+let counter = 0;
+function entry(label: string, keyId: string | null, scopes: readonly string[] | null = ["tools:read"], expiresAtMs: number | null = null): Entry {
+  return { id: `s${++counter}`, label, keyId, scopes, expiresAtMs, lastUsed: now, busy: 0 };
+}
+
+/** admit() then add(), as the transport does; false when refused. */
+function open(sessions: SessionTable<Entry>, session: Entry): boolean {
+  if (!sessions.admit(session.keyId)) return false;
+  sessions.add(session);
+  return true;
+}
+
+describe("SessionTable limits", () => {
+  it("a key at its limit gives up its least recently used session, and only its own", () => {
+    const sessions = table({ maxSessionsPerKey: 3 });
+    const [a1, a2, a3, a4] = ["a1", "a2", "a3", "a4"].map((label) => entry(label, "key_a"));
+    const b1 = entry("b1", "key_b");
+    for (const session of [a1!, a2!, a3!, b1]) expect(open(sessions, session)).toBe(true);
+    sessions.use(a1!, false)(); // a1 used: a2 is now the least recently used, in the same millisecond
+    expect(open(sessions, a4!)).toBe(true);
+    expect(closed).toStrictEqual([["a2", "evicted"]]);
+    expect(sessions.countOf("key_a")).toBe(3);
+    expect(sessions.get(b1.id)).toBe(b1);
+    expect(sessions.size).toBe(4);
+  });
+
+  it("a full table refuses a key with no session, and makes a key with sessions give up its own", () => {
+    const sessions = table({ maxSessions: 3, maxSessionsPerKey: 10 });
+    for (const label of ["a1", "a2", "b1"]) expect(open(sessions, entry(label, label[0] === "a" ? "key_a" : "key_b"))).toBe(true);
+    expect(open(sessions, entry("c1", "key_c"))).toBe(false);
+    expect(closed).toStrictEqual([]);
+    expect(open(sessions, entry("b2", "key_b"))).toBe(true);
+    expect(closed).toStrictEqual([["b1", "evicted"]]);
+    expect(sessions.size).toBe(3);
+  });
+
+  it("--no-auth is one principal: its sessions share one per-key limit", () => {
+    const sessions = table({ maxSessionsPerKey: 2 });
+    for (const label of ["n1", "n2", "n3"]) expect(open(sessions, entry(label, null, null))).toBe(true);
+    expect(closed).toStrictEqual([["n1", "evicted"]]);
+  });
+
+  it("closes an idle session even while it holds a GET stream, never one with a request in progress", () => {
+    const sessions = table({ idleTimeoutMs: 1000 });
+    const streaming = entry("streaming", "key_a");
+    const working = entry("working", "key_a");
+    open(sessions, streaming);
+    open(sessions, working);
+    sessions.use(streaming, true); // a GET stream, never ended
+    sessions.use(working, false); // a tool call, still running
+    now += 1000;
+    sessions.sweepIdle();
+    expect(closed).toStrictEqual([["streaming", "idle"]]);
+    expect(sessions.size).toBe(1);
+  });
+
+  it("a session whose key's scopes changed is not admitted, and is closed", () => {
+    const sessions = table();
+    const session = entry("a1", "key_a", ["tools:read", "tools:execute"]);
+    open(sessions, session);
+    expect(sessions.admits(session, ["tools:execute", "tools:read"])).toBe(true);
+    expect(sessions.admits(session, ["tools:read"])).toBe(false);
+    expect(closed).toStrictEqual([["a1", "scopes_changed"]]);
+    expect(sessions.size).toBe(0);
+  });
+});
+
+describe("SessionTable key watch (one read of every owning key's standing)", () => {
+  const mint = (name: string, scopes = ["tools:read", "tools:execute"], expires_at?: string): Promise<CreatedApiKey> =>
+    harness.service.createApiKey(harness.principal, { name, scopes, expires_at });
+
+  it("closes the sessions of a revoked key, of a narrowed key, and of an expired key; keeps the rest", async () => {
+    const sessions = table();
+    const revoked = await mint("revoked");
+    const narrowed = await mint("narrowed");
+    const expiring = await mint("expiring", ["tools:read"], new Date(harness.clock.current.getTime() + 60_000).toISOString());
+    const kept = await mint("kept");
+    const open1 = (label: string, key: CreatedApiKey) => open(sessions, entry(label, key.id, key.scopes));
+    open1("revoked-1", revoked);
+    open1("revoked-2", revoked);
+    open1("narrowed", narrowed);
+    open1("expiring", expiring);
+    open1("kept", kept);
+
+    await harness.service.revokeApiKey(harness.principal, { id: revoked.id });
+    await harness.service.updateApiKey(harness.principal, { id: narrowed.id, scopes: ["tools:read"] });
+    await sessions.watchKeys();
+    expect(closed.sort()).toStrictEqual([
+      ["narrowed", "scopes_changed"],
+      ["revoked-1", "revoked"],
+      ["revoked-2", "revoked"],
+    ]);
+
+    harness.clock.advance(60_000);
+    await sessions.watchKeys();
+    expect(closed.at(-1)).toStrictEqual(["expiring", "expired"]);
+    expect(sessions.size).toBe(1);
+    expect(sessions.countOf(kept.id)).toBe(1);
+  });
+
+  it("a key that no longer exists loses its sessions; a key's known expiry closes them without a read", async () => {
+    const sessions = table();
+    open(sessions, entry("ghost", "key_doesnotexist"));
+    open(sessions, entry("local-expiry", null, null, now + 10));
+    now += 10;
+    await sessions.watchKeys();
+    expect(closed.sort()).toStrictEqual([
+      ["ghost", "key_gone"],
+      ["local-expiry", "expired"],
+    ]);
+  });
+
+  it("the store answers for every key in one read, leaving out unknown ids", async () => {
+    const one = await mint("one");
+    const two = await mint("two", ["tools:read"]);
+    await harness.service.revokeApiKey(harness.principal, { id: two.id });
+    const standings = await harness.service.keyStandings([one.id, two.id, "key_unknown"]);
+    expect(Object.fromEntries(standings)).toStrictEqual({
+      [one.id]: { status: "active", scopes: ["tools:read", "tools:execute"], expiresAt: one.expires_at },
+      [two.id]: { status: "revoked", scopes: ["tools:read"], expiresAt: two.expires_at },
+    });
+    expect(await harness.store.getKeyStandings([])).toStrictEqual([]);
+  });
+});
+
+describe("BoundedEventStore (SSE resumability)", () => {
+  const message = (id: number): JSONRPCMessage => ({ jsonrpc: "2.0", id, result: { n: id } });
+
+  it("replays the events of the same stream after the given id, without priming events", async () => {
+    const store = new BoundedEventStore();
+    const priming = await store.storeEvent("post-1", {} as JSONRPCMessage);
+    await store.storeEvent("post-2", message(20));
+    await store.storeEvent("post-1", message(10));
+    expect(await store.getStreamIdForEventId(priming)).toBe("post-1");
+    const sent: unknown[] = [];
+    const stream = await store.replayEventsAfter(priming, { send: async (id, sentMessage) => void sent.push([id, sentMessage]) });
+    expect(stream).toBe("post-1");
+    expect(sent).toStrictEqual([["3", message(10)]]);
+  });
+
+  it("keeps at most its bound of events and bytes, dropping the oldest; a dropped id cannot be resumed from", async () => {
+    const store = new BoundedEventStore({ maxEvents: 3, maxBytes: 1000 });
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await store.storeEvent("s", message(i)));
+    expect(store.size).toBe(3);
+    expect(await store.getStreamIdForEventId(ids[0]!)).toBeUndefined();
+    expect(await store.getStreamIdForEventId(ids[2]!)).toBe("s");
+    await expect(store.replayEventsAfter(ids[0]!, { send: async () => undefined })).rejects.toThrow();
+
+    const small = new BoundedEventStore({ maxEvents: 100, maxBytes: 100 });
+    for (let i = 0; i < 10; i++) await small.storeEvent("s", message(i));
+    expect(small.size).toBe(100 / JSON.stringify(message(1)).length | 0);
+  });
+});
