@@ -1,5 +1,6 @@
 import { newKeyEventId } from "../keys/ids.js";
 import type { KeyEventRow, KeyStore, Transport } from "../store/types.js";
+import { FlushSchedule } from "./flush-schedule.js";
 import type { AuthFailure, AuthFailureRecorder } from "./types.js";
 
 /** The `auth.failed` row of one failure: why, from where, the key when known; never the token. */
@@ -58,20 +59,15 @@ export class BufferedFailureRecorder implements AuthFailureRecorder {
   private overLimit = 0;
   /** Transport and time of the latest failure counted but not recorded, for the summary row. */
   private lastCounted: { transport: Transport; at: string } | null = null;
-  private readonly intervalMs: number;
   private readonly maxPending: number;
-  private readonly onError: (error: unknown) => void;
-  private timer: NodeJS.Timeout | null = null;
-  private writing: Promise<void> = Promise.resolve();
-  private closed = false;
+  private readonly schedule: FlushSchedule;
 
   constructor(
     private readonly store: KeyStore,
     options: BufferedFailureRecorderOptions = {},
   ) {
-    this.intervalMs = options.intervalMs ?? 1000;
     this.maxPending = Math.max(1, Math.floor(options.maxPending ?? DEFAULT_MAX_PENDING_FAILURES));
-    this.onError = options.onError ?? (() => undefined);
+    this.schedule = new FlushSchedule(options.intervalMs ?? 1000, () => this.flush(), options.onError ?? (() => undefined));
   }
 
   record(failure: AuthFailure): Promise<void> | void {
@@ -104,7 +100,7 @@ export class BufferedFailureRecorder implements AuthFailureRecorder {
     this.bufferFull = 0;
     this.overLimit = 0;
     this.lastCounted = null;
-    const write = this.writing.then(async () => {
+    return this.schedule.serialize(async () => {
       const unrecorded = counts.buffer_full + counts.over_limit;
       if (batch.length === 0 && unrecorded === 0) return;
       try {
@@ -118,20 +114,15 @@ export class BufferedFailureRecorder implements AuthFailureRecorder {
         this.bufferFull += counts.buffer_full + batch.length;
         this.overLimit += counts.over_limit;
         this.lastCounted ??= last ?? { transport: batch[0]!.origin.transport, at: batch[0]!.at };
-        if (!this.closed) this.schedule();
+        this.schedule.schedule();
         throw error;
       }
     });
-    this.writing = write.catch(() => undefined);
-    return write;
   }
 
   /** Stops the timer and writes what is pending; later failures are written at once. */
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    await this.flush();
+  close(): Promise<void> {
+    return this.schedule.close();
   }
 
   private countUnrecorded(kind: "buffer_full" | "over_limit", transport: Transport, at: string): void {
@@ -141,8 +132,8 @@ export class BufferedFailureRecorder implements AuthFailureRecorder {
   }
 
   private queued(): Promise<void> | void {
-    if (this.closed) return this.flush();
-    this.schedule();
+    if (this.schedule.closed) return this.flush();
+    this.schedule.schedule();
   }
 
   private summaryRow(organizationId: string, count: number, counts: { buffer_full: number; over_limit: number }, last: { transport: Transport; at: string }): KeyEventRow {
@@ -160,12 +151,4 @@ export class BufferedFailureRecorder implements AuthFailureRecorder {
     };
   }
 
-  private schedule(): void {
-    if (this.timer !== null) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.flush().catch(this.onError);
-    }, this.intervalMs);
-    this.timer.unref();
-  }
 }

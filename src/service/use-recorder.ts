@@ -1,4 +1,5 @@
 import type { KeyStore, KeyUse } from "../store/types.js";
+import { FlushSchedule } from "./flush-schedule.js";
 import type { KeyUseRecorder } from "./types.js";
 
 export interface CoalescingUseRecorderOptions {
@@ -25,27 +26,22 @@ const byKeyId = (a: readonly [string, KeyUse], b: readonly [string, KeyUse]): nu
  */
 export class CoalescingUseRecorder implements KeyUseRecorder {
   private readonly pending = new Map<string, KeyUse>();
-  private readonly intervalMs: number;
   private readonly chunkSize: number;
-  private readonly onError: (error: unknown) => void;
-  private timer: NodeJS.Timeout | null = null;
-  private writing: Promise<void> = Promise.resolve();
-  private closed = false;
+  private readonly schedule: FlushSchedule;
 
   constructor(
     private readonly store: KeyStore,
     options: CoalescingUseRecorderOptions = {},
   ) {
-    this.intervalMs = options.intervalMs ?? 1000;
     this.chunkSize = Math.max(1, Math.floor(options.chunkSize ?? DEFAULT_USE_CHUNK_SIZE));
-    this.onError = options.onError ?? (() => undefined);
+    this.schedule = new FlushSchedule(options.intervalMs ?? 1000, () => this.flush(), options.onError ?? (() => undefined));
   }
 
   /** Queues the use and returns nothing (verification awaits nothing); after close, writes it at once. */
   record(keyId: string, use: KeyUse): Promise<void> | void {
-    if (this.closed) return this.store.recordKeyUse(keyId, use);
+    if (this.schedule.closed) return this.store.recordKeyUse(keyId, use);
     this.keepLatest(keyId, use);
-    if (this.timer === null) this.schedule();
+    this.schedule.schedule();
   }
 
   /** Uses not yet written. */
@@ -65,37 +61,23 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
     // every chunk would rewrite pages all over the table (measured: 3x the total time).
     const batch = [...this.pending].sort(byKeyId);
     this.pending.clear();
-    const write = this.writing.then(async () => {
+    return this.schedule.serialize(async () => {
       for (let from = 0; from < batch.length; from += this.chunkSize) {
         if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
         try {
           await this.store.recordKeyUses(batch.slice(from, from + this.chunkSize));
         } catch (error) {
           for (let i = from; i < batch.length; i++) this.keepLatest(batch[i]![0], batch[i]![1]);
-          if (!this.closed) this.schedule(); // tried again an interval later, even if no use comes in
+          this.schedule.schedule(); // tried again an interval later, even if no use comes in
           throw error;
         }
       }
     });
-    this.writing = write.catch(() => undefined);
-    return write;
   }
 
   /** Stops the timer and writes what is pending; later uses are written at once. */
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    await this.flush();
-  }
-
-  private schedule(): void {
-    if (this.timer !== null) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.flush().catch(this.onError);
-    }, this.intervalMs);
-    this.timer.unref();
+  close(): Promise<void> {
+    return this.schedule.close();
   }
 
   private keepLatest(keyId: string, use: KeyUse): void {
