@@ -277,7 +277,7 @@ export class SqliteKeyStore implements KeyStore {
       ),
       revokeKey: db.prepare("UPDATE api_keys SET revoked_at = @revoked_at, revoked_reason = @revoked_reason WHERE id = @id"),
       ping: db.prepare("SELECT count(*) AS n FROM organizations"),
-      hashAlgorithms: db.prepare<[], string>("SELECT DISTINCT hash_algorithm FROM api_keys").pluck(),
+      hashAlgorithms: db.prepare<[], string>("SELECT hash_algorithm FROM key_hash_algorithms").pluck(),
       // Newer wins: a use no later than the stored one changes nothing (equal times: the later write).
       recordKeyUse: db.prepare(
         `INSERT INTO key_usage (key_id, last_used_at, last_used_ip, last_used_user_agent) VALUES (@id, @at, @ip, @user_agent)

@@ -4,7 +4,7 @@ import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../src/store/migrations.js";
-import { COUNT_ACTIVE_KEYS_SQL, SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
+import { COUNT_ACTIVE_KEYS_SQL, openSqliteDatabase, SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
 import { makeTempDir } from "../helpers/harness.js";
 
 const cleanups: (() => void)[] = [];
@@ -26,7 +26,7 @@ describe("SqliteKeyStore.open", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBeGreaterThanOrEqual(1000);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
-    expect(tables).toEqual(["api_keys", "key_events", "key_usage", "organizations", "projects", "users"]);
+    expect(tables).toEqual(["api_keys", "key_events", "key_hash_algorithms", "key_usage", "organizations", "projects", "users"]);
     await store.close();
   });
 
@@ -46,6 +46,36 @@ describe("SqliteKeyStore.open", () => {
     const plan = store.db.prepare(`EXPLAIN QUERY PLAN ${COUNT_ACTIVE_KEYS_SQL}`).all({ user_id: "usr_x", now: "2026-01-01T00:00:00.000Z" });
     expect(plan.map((step) => (step as { detail: string }).detail)).toEqual(["SEARCH api_keys USING COVERING INDEX api_keys_unrevoked_by_user (user_id=?)"]);
     await store.close();
+  });
+
+  it("knows the hash algorithms its keys use without reading the keys: schema v6 fills the set from v5's rows, triggers keep it", async () => {
+    const path = tempDbPath();
+    const v5 = openSqliteDatabase({ path, migrations: loadMigrations().slice(0, 5) });
+    v5.prepare("INSERT INTO organizations (id, name, created_at) VALUES ('org_1', 'default', '2026-01-01T00:00:00.000Z')").run();
+    v5.prepare("INSERT INTO users (id, organization_id, name, created_at) VALUES ('usr_1', 'org_1', 'u', '2026-01-01T00:00:00.000Z')").run();
+    const insertKey = (db: Database.Database, id: string, algorithm: string) =>
+      db
+        .prepare(
+          `INSERT INTO api_keys (id, organization_id, user_id, name, key_prefix, key_hash, hash_algorithm, scopes, created_at, created_by_user_id)
+           VALUES (?, 'org_1', 'usr_1', 'k', ?, zeroblob(32), ?, '[]', '2026-01-01T00:00:00.000Z', 'usr_1')`,
+        )
+        .run(id, `kw_${id}`, algorithm);
+    insertKey(v5, "key_1", "sha256");
+    insertKey(v5, "key_2", "hmac-sha256");
+    v5.close();
+
+    const store = SqliteKeyStore.open({ path });
+    try {
+      expect((await store.listHashAlgorithms()).sort()).toEqual(["hmac-sha256", "sha256"]);
+      insertKey(store.db, "key_3", "argon2id");
+      store.db.prepare("UPDATE api_keys SET hash_algorithm = 'scrypt' WHERE id = 'key_1'").run();
+      expect((await store.listHashAlgorithms()).sort()).toEqual(["argon2id", "hmac-sha256", "scrypt", "sha256"]);
+      // Read from the set, not by scanning api_keys.
+      const plan = store.db.prepare("EXPLAIN QUERY PLAN SELECT hash_algorithm FROM key_hash_algorithms").all() as { detail: string }[];
+      expect(plan.map((row) => row.detail).join(" ")).not.toContain("api_keys");
+    } finally {
+      await store.close();
+    }
   });
 
   it("reopens an up-to-date database without re-running migrations", async () => {
