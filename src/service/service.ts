@@ -505,12 +505,12 @@ export class KeyService {
     const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
     if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
 
-    const now = this.clock();
-    const status = keyStatusAt(row, toInstant(now));
+    const now = toInstant(this.clock());
+    const status = keyStatusAt(row, now);
     const code: VerifyCode =
       status !== "active" ? status : required.every((scope) => row.scopes.includes(scope)) ? "valid" : "insufficient_scope";
     if (code === "valid") {
-      const queued = this.recordKeyUse(row.id, { at: now.toISOString(), ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+      const queued = this.recordKeyUse(row.id, { at: now, ip: options.ip ?? null, userAgent: options.userAgent ?? null });
       if (queued !== undefined) await queued;
     }
     return {
