@@ -59,9 +59,14 @@ export function assertMayActOn(principal: Principal, key: Pick<ApiKeyRow, "id" |
  * An update: the principal acts on the key, and only an admin may lengthen a key's life (move
  * expires_at later, or to none). Judged on the key as it is in the write transaction.
  */
+/** Whether the principal may move a key's end later (update, or a rotation's successor): admins only. */
+export function mayLengthenLife(principal: Principal): boolean {
+  return principal.isAdmin;
+}
+
 export function assertMayUpdate(principal: Principal, key: ApiKeyRow, changes: KeyChanges): void {
   assertMayActOn(principal, key, "update");
-  if (changes.expires_at !== undefined && !principal.isAdmin && isLaterExpiry(changes.expires_at, key.expires_at)) {
+  if (changes.expires_at !== undefined && !mayLengthenLife(principal) && isLaterExpiry(changes.expires_at, key.expires_at)) {
     throw new ServiceError(
       "forbidden",
       `only an admin may lengthen a key's life: ${changes.expires_at} is later than the key's expiry ${key.expires_at}. ` +

@@ -3,6 +3,7 @@ import { newApiKeyId, newKeyEventId, newProjectId } from "../keys/ids.js";
 import { assertValidBrand, generateToken, parseToken } from "../keys/token.js";
 import type {
   ApiKeyRow,
+  GraceCut,
   KeyChanges,
   KeyEventRow,
   KeyStatus,
@@ -12,8 +13,8 @@ import type {
   ProjectRow,
   Transport,
 } from "../store/types.js";
-import { keyStatusAt, MAX_INSTANT_MS, toInstant } from "../store/instants.js";
-import { ADMIN_SCOPE, assertHoldsScopes, assertMayActOn, assertMayUpdate, grantableScopes, maySee } from "./access.js";
+import { isLaterExpiry, keyStatusAt, MAX_INSTANT_MS, toInstant } from "../store/instants.js";
+import { ADMIN_SCOPE, assertHoldsScopes, assertMayActOn, assertMayUpdate, grantableScopes, mayLengthenLife, maySee } from "./access.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 import { ServiceError, echoValue, validationError, type FieldError } from "./errors.js";
 import { checkPolicy, DEFAULT_SERVICE_CONFIG, type ServiceConfig } from "./policy.js";
@@ -337,7 +338,7 @@ export class KeyService {
     }
     if (errors.length > 0) throw validationError(errors);
 
-    await this.visibleKey(principal, "id", input.id);
+    const target = await this.visibleKey(principal, "id", input.id);
     const at = now.toISOString();
     const result = await this.store.updateKey({
       id: input.id,
@@ -346,6 +347,9 @@ export class KeyService {
       now: at,
       narrowScopesOnly: !principal.isAdmin,
       authorize: (current) => assertMayUpdate(principal, current, changes),
+      // A successor's new expiry also bounds its predecessor's grace (README, rotate_api_key).
+      endGraceOf:
+        typeof changes.expires_at === "string" ? this.graceCut(principal, target, changes.expires_at, at, { updated_key_id: target.id }) : undefined,
     });
     if (result.ok) return toApiKeyRecord(result.key, now);
     switch (result.reason) {
@@ -409,7 +413,7 @@ export class KeyService {
       name: old.name,
       description: old.description,
       scopes: old.scopes,
-      expiresAt: this.successorExpiry(old, now),
+      expiresAt: this.successorExpiry(principal, old, now),
       createdAt: at,
       rotatedFrom: old.id,
     });
@@ -428,10 +432,7 @@ export class KeyService {
         this.event(principal, key.id, "key.rotated", at, detail),
       ],
       // One overlap per rotation chain (README, rotate_api_key): the predecessor's grace ends now.
-      endGraceOf:
-        old.rotated_from === null
-          ? undefined
-          : { keyId: old.rotated_from, event: this.event(principal, old.rotated_from, "key.grace_ended", at, { rotated_key_id: old.id, new_key_id: key.id }) },
+      endGraceOf: this.graceCut(principal, old, at, at, { rotated_key_id: old.id, new_key_id: key.id }),
     });
     if (!result.ok) {
       if (result.reason === "not_found") throw notFound("id", input.id);
@@ -475,6 +476,8 @@ export class KeyService {
       event: this.event(principal, input.id, "key.revoked", at, { reason }),
       // Judged on the key as it is in the write transaction, by the acting key as it is after any answer.
       authorize: (key) => assertMayActOn(acting, key, "revoke"),
+      // A predecessor's grace never outlasts its successor (README, rotate_api_key).
+      endGraceOf: this.graceCut(principal, current, at, at, { revoked_key_id: current.id }),
     });
     if (!result.ok) throw notFound("id", input.id);
     return toApiKeyRecord(result.key, now);
@@ -688,6 +691,16 @@ export class KeyService {
     return acting;
   }
 
+  /**
+   * The grace of `key`'s predecessor (the key it was rotated from), cut to end by `until`: one
+   * overlap per rotation chain, and a key in its grace never outlives its successor, so that a
+   * user holds at most cap + 1 working keys per chain (README, Policy). None for a key never rotated from.
+   */
+  private graceCut(principal: Principal, key: ApiKeyRow, until: string, at: string, detail: Record<string, unknown>): GraceCut | undefined {
+    if (key.rotated_from === null) return undefined;
+    return { keyId: key.rotated_from, until, event: this.event(principal, key.rotated_from, "key.grace_ended", at, detail) };
+  }
+
   /** A key the principal may see: their own, or any of the organization's for an admin. Otherwise not_found. */
   private async visibleKey(principal: Principal, field: string, id: string): Promise<ApiKeyRow> {
     const key = await this.store.getKeyById(id);
@@ -732,7 +745,7 @@ export class KeyService {
    * capped at the maximum: a 7-day key rotates into a 7-day key, a default key into a default one.
    * A key without expiry keeps none while policy allows that, else gets the default expiry.
    */
-  private successorExpiry(old: ApiKeyRow, now: Date): string | null {
+  private successorExpiry(principal: Principal, old: ApiKeyRow, now: Date): string | null {
     const { defaultExpiryDays, maxExpiryDays } = this.config.policy;
     // Never past MAX_INSTANT: a lifetime that would carry the successor beyond it ends there.
     const latest = Math.min(MAX_INSTANT_MS, maxExpiryDays === null ? Infinity : now.getTime() + maxExpiryDays * DAY_MS);
@@ -741,7 +754,9 @@ export class KeyService {
       return toInstant(Math.min(latest, now.getTime() + (defaultExpiryDays ?? maxExpiryDays) * DAY_MS));
     }
     const lifetime = Math.max(1000, Date.parse(old.expires_at) - Date.parse(old.created_at));
-    return toInstant(Math.min(now.getTime() + lifetime, latest));
+    const renewed = toInstant(Math.min(now.getTime() + lifetime, latest));
+    // Only an admin may lengthen a key's life: anyone else's successor ends when the old key would have.
+    return mayLengthenLife(principal) || !isLaterExpiry(renewed, old.expires_at) ? renewed : old.expires_at;
   }
 
   private newKeyRow(

@@ -4,7 +4,7 @@ import { dirname, sep } from "node:path";
 import Database from "better-sqlite3";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
-import { isActiveAt, KEY_STATUS_SQL, keyStatusAt } from "./instants.js";
+import { isActiveAt, isLaterExpiry, KEY_STATUS_SQL, keyStatusAt } from "./instants.js";
 import { loadMigrations, type Migration } from "./migrations.js";
 import type {
   ApiKeyRow,
@@ -12,6 +12,7 @@ import type {
   InsertKeyResult,
   KeyEventEntry,
   KeyEventRow,
+  GraceCut,
   KeyStatusFilter,
   KeyStore,
   KeyStanding,
@@ -445,7 +446,7 @@ export class SqliteKeyStore implements KeyStore {
     return (statement.all(params) as ApiKeyDbRow[]).map(toApiKeyRow);
   }
 
-  async updateKey({ id, changes, event, now, narrowScopesOnly, authorize }: UpdateKeyRequest): Promise<UpdateKeyResult> {
+  async updateKey({ id, changes, event, now, narrowScopesOnly, authorize, endGraceOf }: UpdateKeyRequest): Promise<UpdateKeyResult> {
     return this.db
       .transaction((): UpdateKeyResult => {
         const found = this.statements.keyById.get(id);
@@ -485,6 +486,7 @@ export class SqliteKeyStore implements KeyStore {
           expires_at: after.expires_at,
         });
         this.statements.insertEvent.run(eventParams({ ...event, detail: { ...event.detail, changed, from, to } }));
+        if (endGraceOf && changed.includes("expires_at")) this.cutGrace(endGraceOf, now);
         return { ok: true, key: after, changed };
       })
       .immediate();
@@ -534,30 +536,13 @@ export class SqliteKeyStore implements KeyStore {
             eventParams({ ...event, detail: { ...event.detail, previous_key_expires_at: stopsAt, previous_key_revoked: revokeNow } }),
           );
         }
-        if (endGraceOf) {
-          const foundPredecessor = this.statements.keyById.get(endGraceOf.keyId);
-          const predecessor = foundPredecessor ? toApiKeyRow(foundPredecessor) : null;
-          // Only a key that still works has a grace left to end; otherwise nothing is written.
-          if (predecessor && isActiveAt(predecessor, now)) {
-            this.statements.retireRotatedKey.run({
-              id: predecessor.id,
-              replaced_by: predecessor.replaced_by,
-              expires_at: now,
-              revoked_at: null,
-              revoked_reason: null,
-            });
-            const { event } = endGraceOf;
-            this.statements.insertEvent.run(
-              eventParams({ ...event, detail: { ...event.detail, from: { expires_at: predecessor.expires_at }, to: { expires_at: now } } }),
-            );
-          }
-        }
+        if (endGraceOf) this.cutGrace(endGraceOf, now);
         return { ok: true, oldKey: retired, newKey };
       })
       .immediate();
   }
 
-  async revokeKey({ id, reason, now, event, authorize }: RevokeKeyRequest): Promise<RevokeKeyResult> {
+  async revokeKey({ id, reason, now, event, authorize, endGraceOf }: RevokeKeyRequest): Promise<RevokeKeyResult> {
     return this.db
       .transaction((): RevokeKeyResult => {
         const found = this.statements.keyById.get(id);
@@ -568,9 +553,28 @@ export class SqliteKeyStore implements KeyStore {
         const revoked: ApiKeyRow = { ...key, revoked_at: now, revoked_reason: reason };
         this.statements.revokeKey.run({ id, revoked_at: now, revoked_reason: reason });
         this.statements.insertEvent.run(eventParams(event));
+        if (endGraceOf) this.cutGrace(endGraceOf, now);
         return { ok: true, key: revoked, changed: true };
       })
       .immediate();
+  }
+
+  /** See GraceCut; runs inside the caller's write transaction. */
+  private cutGrace({ keyId, until, event }: GraceCut, now: string): void {
+    const found = this.statements.keyById.get(keyId);
+    const predecessor = found ? toApiKeyRow(found) : null;
+    if (!predecessor || !isActiveAt(predecessor, now)) return;
+    if (!isLaterExpiry(predecessor.expires_at, until)) return;
+    this.statements.retireRotatedKey.run({
+      id: predecessor.id,
+      replaced_by: predecessor.replaced_by,
+      expires_at: until,
+      revoked_at: null,
+      revoked_reason: null,
+    });
+    this.statements.insertEvent.run(
+      eventParams({ ...event, detail: { ...event.detail, from: { expires_at: predecessor.expires_at }, to: { expires_at: until } } }),
+    );
   }
 
   async appendEvent(event: KeyEventRow): Promise<void> {

@@ -164,6 +164,20 @@ export interface UpdateKeyRequest {
   narrowScopesOnly: boolean;
   /** See Authorize: run after the refusals above, before anything is written. */
   authorize?: Authorize;
+  /** Applied when expires_at really changes (see GraceCut). */
+  endGraceOf?: GraceCut;
+}
+
+/**
+ * A rotated key's predecessor, whose grace must not outlast its successor (README, rotate_api_key):
+ * if it still works at the request's `now` and would work past `until`, its expires_at becomes
+ * `until` and `event` is written, with `from`/`to` expiry added to its detail. A predecessor that
+ * no longer works, or stops by `until` anyway, is left as it is.
+ */
+export interface GraceCut {
+  keyId: string;
+  until: string;
+  event: KeyEventRow;
 }
 
 /**
@@ -198,12 +212,8 @@ export interface RotateKeyRequest {
    * detail, since only it knows the old key's expiry inside the transaction.
    */
   events: KeyEventRow[];
-  /**
-   * The old key's predecessor (its `rotated_from`), whose grace ends now: if it still works at
-   * `now`, its expires_at becomes `now` and `event` is written, with `from`/`to` expiry added to
-   * its detail. A predecessor that no longer works is left as it is.
-   */
-  endGraceOf?: { keyId: string; event: KeyEventRow };
+  /** The old key's predecessor (its `rotated_from`): its grace ends now, `until` = `now` (see GraceCut). */
+  endGraceOf?: GraceCut;
 }
 
 export type RotateKeyResult =
@@ -218,6 +228,8 @@ export interface RevokeKeyRequest {
   event: KeyEventRow;
   /** See Authorize: run first, on the key as it is, whether or not it is already revoked. */
   authorize?: Authorize;
+  /** The revoked key's predecessor: applied when the key is newly revoked, `until` = `now` (see GraceCut). */
+  endGraceOf?: GraceCut;
 }
 
 export type RevokeKeyResult =

@@ -17,7 +17,7 @@ export const revokeApiKeyTool = defineTool({
     "Revoke a key: from now on it is refused everywhere, and this cannot be undone. Returns the " +
     "record with status revoked. Revoking an already revoked key is not an error: the record comes " +
     "back unchanged (the first revocation time and reason stay). Revoking a key in its rotation " +
-    "grace period ends the grace period now. A client that supports elicitation is asked to have " +
+    "grace period ends the grace period now; revoking a rotated key's successor ends its predecessor's grace too. A client that supports elicitation is asked to have " +
     "the user confirm first. Errors: validation_error for a bad reason; not_found for an unknown id " +
     "or another user's key; forbidden when you do not hold every scope of the key (the message names " +
     "the missing ones); confirmation_declined when the user says no (nothing is changed).",

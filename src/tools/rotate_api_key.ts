@@ -31,12 +31,13 @@ export const rotateApiKeyTool = defineTool({
   title: "Rotate API key",
   description:
     "Replace a key with a new one that has the same owner, project, name, description and scopes, " +
-    "and the same lifetime counted from now (capped at the server's maximum). The new key's full " +
+    "and the same lifetime counted from now (capped at the server's maximum; unless an admin rotates, " +
+    "no later than the old key's expiry: only an admin may lengthen a key's life). The new key's full " +
     "value is returned only in this response: store it now. The old key keeps working for " +
     "grace_period_seconds (default 0: revoked at once) and both are linked (replaced_by / " +
     "rotated_from). Rotation does not count against the active-key limit: it replaces, it does not " +
     "add. Rotating a key whose predecessor is still in its grace period ends that grace now: one " +
-    "overlap per chain. With grace 0 a client that supports elicitation is asked to have the user confirm first. " +
+    "overlap per chain, and a key in its grace never outlives its successor. With grace 0 a client that supports elicitation is asked to have the user confirm first. " +
     "Errors: validation_error for a grace period outside 0-2592000; not_found for an unknown id " +
     "or another user's key; forbidden when you do not hold every scope of the key; conflict when the key is revoked, expired or already rotated (rotate its " +
     "successor instead); confirmation_declined when the user says no (nothing is changed).",

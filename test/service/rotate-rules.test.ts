@@ -43,8 +43,8 @@ describe("rotation rules", () => {
     expect(rotated.previous_key_expires_at).toBe(new Date(harness.clock.current.getTime() + 60_000).toISOString());
   });
 
-  it("preserves a custom lifetime from now", async () => {
-    harness = await openHarness();
+  it("gives an admin's successor the old key's lifetime counted from now", async () => {
+    harness = await openHarness({ isAdmin: true });
     const { clock } = harness;
     const key = await harness.service.createApiKey(harness.principal, {
       name: "weekly",
@@ -53,5 +53,21 @@ describe("rotation rules", () => {
     clock.advance(6 * DAY_MS);
     const rotated = await harness.service.rotateApiKey(harness.principal, { id: key.id });
     expect(rotated.expires_at).toBe(new Date(clock.current.getTime() + 7 * DAY_MS).toISOString());
+  });
+
+  it("ends anyone else's successor when the old key would have ended: only an admin may lengthen a key's life", async () => {
+    harness = await openHarness();
+    const { clock } = harness;
+    const key = await harness.service.createApiKey(harness.principal, {
+      name: "weekly",
+      expires_at: new Date(clock.current.getTime() + 7 * DAY_MS).toISOString(),
+    });
+    clock.advance(6 * DAY_MS);
+    const rotated = await harness.service.rotateApiKey(harness.principal, { id: key.id });
+    expect(rotated.expires_at).toBe(key.expires_at);
+    // Again and again: the chain never outlives the first key.
+    clock.advance(DAY_MS / 2);
+    const again = await harness.service.rotateApiKey(harness.principal, { id: rotated.id });
+    expect(again.expires_at).toBe(key.expires_at);
   });
 });

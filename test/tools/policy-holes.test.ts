@@ -227,4 +227,33 @@ describe("one overlap per rotation chain", () => {
     });
     expect((await callOk<ApiKeyRecord>(w.aliceClient, "get_api_key", { id: chain[0]! })).status).toBe("expired");
   });
+
+  it("ends the predecessor's grace when its successor is revoked: create, rotate with grace, revoke the successor never piles up keys", async () => {
+    const w = await open({ maxActiveKeysPerUser: 2 });
+    const predecessors: Created[] = [];
+    for (let i = 0; i < 8; i++) {
+      const created = await callOk<Created>(w.aliceClient, "create_api_key", { name: `c${i}` });
+      const successor = await callOk<Created>(w.aliceClient, "rotate_api_key", { id: created.id, grace_period_seconds: 30 * 86_400 });
+      await callOk(w.aliceClient, "revoke_api_key", { id: successor.id });
+      predecessors.push(created);
+    }
+    // Each predecessor stopped with its successor: none is left working outside the cap.
+    expect(await Promise.all(predecessors.map((key) => verifyCode(w, key.key)))).toEqual(Array(8).fill("expired"));
+    const active = await callOk<{ keys: ApiKeyRecord[] }>(w.aliceClient, "list_api_keys", { status: "active" });
+    expect(active.keys).toHaveLength(0);
+    const ended = (await w.harness.store.listEvents(predecessors[0]!.id)).filter((event) => event.event_type === "key.grace_ended");
+    expect(ended.map((event) => Object.keys(event.detail).sort())).toEqual([["from", "revoked_key_id", "to"]]);
+  });
+
+  it("ends the predecessor's grace no later than its successor's new expiry", async () => {
+    const w = await open({ maxActiveKeysPerUser: 2 });
+    const created = await callOk<Created>(w.aliceClient, "create_api_key", { name: "c" });
+    const successor = await callOk<Created>(w.aliceClient, "rotate_api_key", { id: created.id, grace_period_seconds: 30 * 86_400 });
+    const soon = new Date(w.harness.clock.current.getTime() + 3_600_000).toISOString();
+    await callOk(w.aliceClient, "update_api_key", { id: successor.id, expires_at: soon });
+    expect((await callOk<ApiKeyRecord>(w.aliceClient, "get_api_key", { id: created.id })).expires_at).toBe(soon);
+    w.harness.clock.advance(2 * 3_600_000);
+    expect(await verifyCode(w, created.key)).toBe("expired");
+    expect(await verifyCode(w, successor.key)).toBe("expired");
+  });
 });

@@ -42,8 +42,8 @@ describe("rotate_api_key", () => {
       name: "shop backend",
       scopes: ["orders:read"],
       created_at: iso(now()),
-      // The successor keeps the old key's 90-day lifetime, counted from now.
-      expires_at: iso(now() + 90 * DAY_MS),
+      // Only an admin may lengthen a key's life: alice's successor ends when the old key would have.
+      expires_at: old.expires_at,
       previous_key_id: old.id,
       previous_key_expires_at: iso(now()),
     });
