@@ -176,6 +176,32 @@ describe("BoundedEventStore (SSE resumability)", () => {
     expect(sent).toStrictEqual([["3", message(10)]]);
   });
 
+  it("sends a message again at most once, and keeps it at most its time: a created key's value is not held for the session's life", async () => {
+    let clock = 0;
+    const store = new BoundedEventStore({ messageTtlMs: 60_000 }, () => clock);
+    const priming = await store.storeEvent("post-1", {} as JSONRPCMessage);
+    const created: JSONRPCMessage = { jsonrpc: "2.0", id: 1, result: { structuredContent: { key: "kw_secret" } } };
+    const resultId = await store.storeEvent("post-1", created);
+    const replay = async (from: string) => {
+      const sent: unknown[] = [];
+      await store.replayEventsAfter(from, { send: async (id, sentMessage) => void sent.push([id, sentMessage]) });
+      return sent;
+    };
+    expect(await replay(priming)).toStrictEqual([[resultId, created]]);
+    expect(await replay(priming)).toStrictEqual([]);
+    expect(store.messageCount).toBe(0);
+    // The stream can still be resumed after the result (its id is kept), with nothing to resend.
+    expect(await store.getStreamIdForEventId(resultId)).toBe("post-1");
+
+    const later = await store.storeEvent("post-2", message(7));
+    const primingTwo = await store.storeEvent("post-3", {} as JSONRPCMessage);
+    await store.storeEvent("post-3", message(8));
+    clock += 60_000;
+    expect(store.messageCount).toBe(0);
+    expect(await replay(primingTwo)).toStrictEqual([]);
+    expect(await store.getStreamIdForEventId(later)).toBe("post-2");
+  });
+
   it("keeps at most its bound of events and bytes, dropping the oldest; a dropped id cannot be resumed from", async () => {
     const store = new BoundedEventStore({ maxEvents: 3, maxBytes: 1000 });
     const ids = [];
