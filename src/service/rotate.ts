@@ -9,13 +9,12 @@ import { createdKeyOf, newKeyRow } from "./create.js";
 import { echoValue, ServiceError, validationError, type FieldError } from "./errors.js";
 import type { Policy } from "./policy.js";
 import type { Principal } from "./principal.js";
-import { statusOf, toApiKeyRecord } from "./records.js";
+import { sameValue, statusOf, toApiKeyRecord } from "./records.js";
 import type { ConfirmKeyStop, RotateApiKeyInput, RotatedApiKey } from "./types.js";
 import { checkInteger, DAY_MS, GRACE_PERIOD_DEFAULT_SECONDS, GRACE_PERIOD_MAX_SECONDS, instantAfter } from "./validation.js";
 
 /** The fields a successor copies: if any changed since it was built, the rotation is refused. */
 const COPIED_FIELDS = ["name", "description", "scopes", "expires_at"] as const;
-const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export interface RotateDecisionInput {
   /** The key to rotate. */

@@ -6,15 +6,13 @@ import { maySee, updateRefusal } from "./access.js";
 import { decide, eventBy, notFound, checkKeyScopes, type ServiceContext } from "./context.js";
 import { ServiceError, validationError, type FieldError } from "./errors.js";
 import type { Principal } from "./principal.js";
-import { toApiKeyRecord, type ApiKeyRecord } from "./records.js";
+import { sameValue, toApiKeyRecord, type ApiKeyRecord } from "./records.js";
 import type { UpdateApiKeyInput } from "./types.js";
 import { checkDescription, checkExpiresAt, checkName } from "./validation.js";
 
 const UPDATABLE_FIELDS = ["name", "description", "scopes", "expires_at"] as const;
 /** Fields whose old and new values an update event records (a description may be long: only named). */
 const DETAILED_FIELDS: ReadonlySet<string> = new Set(["name", "scopes", "expires_at"]);
-
-const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export interface UpdateDecisionInput {
   id: string;
