@@ -25,7 +25,9 @@ export interface CreateDecisionInput {
  */
 export function decideCreate(current: CurrentRows, input: CreateDecisionInput, principal: Principal, now: Instant): Decision<ApiKeyRow, ServiceError> {
   const { key, maxActiveKeys } = input;
-  const activeKeys = current.activeKeys ?? 0;
+  const { activeKeys } = current;
+  // Without the count there is no cap to judge: a caller that forgot WriteReads.activeKeysOf is a bug.
+  if (activeKeys === null) throw new Error("decideCreate needs the owner's active keys (WriteReads.activeKeysOf)");
   if (activeKeys >= maxActiveKeys) {
     return {
       ok: false,

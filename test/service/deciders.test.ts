@@ -90,6 +90,10 @@ describe("decideCreate", () => {
     });
   });
 
+  it("throws without the owner's count rather than skip the cap", () => {
+    expect(() => decideCreate(rows([]), { key: fresh, maxActiveKeys: 5 }, alice, NOW)).toThrow(/activeKeysOf/);
+  });
+
   it("refuses at the cap with max_keys_reached, naming the count and the limit", () => {
     const decision = decideCreate(rows([], 5), { key: fresh, maxActiveKeys: 5 }, alice, NOW);
     expect(refusalOf(decision)).toEqual({ code: "max_keys_reached", field: "limit", message: "max_keys_reached" });
