@@ -1,6 +1,6 @@
 import { DEFAULT_BRAND } from "../keys/token.js";
 
-/** The rules of DESIGN section 4; every one is configurable. */
+/** The policy numbers and switches (README, Policy); every one is configurable. */
 export interface Policy {
   /** Active keys one user may hold; one more is refused with max_keys_reached. */
   maxActiveKeysPerUser: number;

@@ -63,6 +63,9 @@ export function statusOf(key: Pick<ApiKeyRow, "revoked_at" | "expires_at">, now:
   return keyStatusAt(key, toInstant(now));
 }
 
+/** Whether two values of a key's field are the same (scopes are arrays: compared by content, in order). */
+export const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
 /** Field by field, so that a column added to the row never leaks into a record by accident. */
 export function toApiKeyRecord(row: ApiKeyRow, now: Date): ApiKeyRecord {
   return {

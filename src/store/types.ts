@@ -78,21 +78,6 @@ export interface KeyEventRow {
   detail: Record<string, unknown>;
 }
 
-export type InsertKeyResult =
-  | { ok: true }
-  | { ok: false; reason: "max_keys_reached"; activeKeys: number };
-
-export interface InsertKeyRequest {
-  key: ApiKeyRow;
-  event: KeyEventRow;
-  /**
-   * The owner's active keys (not revoked, not expired at `now`, not already replaced by a
-   * rotation) must stay at or below this.
-   */
-  maxActiveKeys: number;
-  now: string;
-}
-
 /** The derived status of a key, and the filters of a listing. */
 export type KeyStatus = "active" | "revoked" | "expired";
 export type KeyStatusFilter = KeyStatus | "all";
@@ -142,6 +127,9 @@ export interface ListEventsQuery {
   limit: number;
 }
 
+/** The columns of a key a write may change once it exists; the rest are fixed at insert. */
+export type MutableKeyField = "name" | "description" | "scopes" | "expires_at" | "revoked_at" | "revoked_reason" | "replaced_by";
+
 /** Fields update_api_key may change. */
 export interface KeyChanges {
   name?: string;
@@ -150,92 +138,49 @@ export interface KeyChanges {
   expires_at?: string;
 }
 
-export interface UpdateKeyRequest {
-  id: string;
-  changes: KeyChanges;
-  /**
-   * Written with the change. The store adds `changed` (the fields that really changed) and, for
-   * name, scopes and expires_at, `from`/`to` values read inside the transaction.
-   */
-  event: KeyEventRow;
-  /** Judges whether the key is still active, for `expires_at` changes. */
-  now: string;
-  /** Refuse scopes that are not a subset of the key's current scopes (non-admin callers). */
-  narrowScopesOnly: boolean;
-  /** See Authorize: run after the refusals above, before anything is written. */
-  authorize?: Authorize;
-  /** Applied when expires_at really changes (see GraceCut). */
-  endGraceOf?: GraceCut;
+/** What a write transaction reads before it runs a decider: nothing else is read. */
+export interface WriteReads {
+  /** Keys to read as they are inside the transaction (unknown ids are simply absent). */
+  keyIds: readonly string[];
+  /** Count this user's keys as countActiveKeys does (active at `now`, not replaced by a rotation). */
+  activeKeysOf?: { userId: string; now: string };
 }
+
+/** The rows a decider judges: read inside the write transaction it runs in. */
+export interface CurrentRows {
+  keys: ReadonlyMap<string, ApiKeyRow>;
+  /** The count WriteReads.activeKeysOf asked for; null when it did not ask. */
+  activeKeys: number | null;
+}
+
+/** A change to one existing key: exactly the columns named in `set`. */
+export interface KeyUpdate {
+  id: string;
+  set: Partial<Pick<ApiKeyRow, MutableKeyField>>;
+}
+
+/** An event as a plan writes it: the store gives it its id. */
+export type PlannedEvent = Omit<KeyEventRow, "id">;
+
+/** What a decider wants written, applied in this order (a successor exists before a key names it). */
+export interface WritePlan {
+  insertKeys: readonly ApiKeyRow[];
+  updateKeys: readonly KeyUpdate[];
+  events: readonly PlannedEvent[];
+}
+
+/** A decider's answer: a plan to apply and the result to hand back, or a refusal (nothing is written). */
+export type Decision<T, R> = { ok: true; plan: WritePlan; result: T } | { ok: false; refusal: R };
 
 /**
- * A rotated key's predecessor, whose grace must not outlast its successor (README, rotate_api_key):
- * if it still works at the request's `now` and would work past `until`, its expires_at becomes
- * `until` and `event` is written, with `from`/`to` expiry added to its detail. A predecessor that
- * no longer works, or stops by `until` anyway, is left as it is.
+ * A decision on the rows as they are inside one write transaction. Synchronous and pure: it reads
+ * only `rows`, so it can run inside any engine's transaction (better-sqlite3's cannot span an
+ * await). A throw rolls the transaction back and reaches the caller as thrown.
  */
-export interface GraceCut {
-  keyId: string;
-  until: string;
-  event: KeyEventRow;
-}
+export type Decider<T, R> = (rows: CurrentRows) => Decision<T, R>;
 
-/**
- * The caller's judgement of the key as it is inside the write transaction, not as it was read
- * before: it throws to refuse, which rolls the transaction back (nothing is written) and reaches
- * the caller as it was thrown. The store runs it and knows nothing of its rules.
- */
-export type Authorize = (current: ApiKeyRow) => void;
-
-export type UpdateKeyResult =
-  | { ok: true; key: ApiKeyRow; changed: string[] }
-  | { ok: false; reason: "not_found" }
-  /** `expires_at` may only move on a key that is active and not replaced by a rotation. */
-  | { ok: false; reason: "inactive" | "replaced"; key: ApiKeyRow }
-  | { ok: false; reason: "scope_widening"; key: ApiKeyRow; extra: string[] };
-
-export interface RotateKeyRequest {
-  oldKeyId: string;
-  /** The successor, fully formed; `rotated_from` must already name the old key. */
-  newKey: ApiKeyRow;
-  /** When the old key stops being accepted; `now` means it is revoked at once with reason "rotated". */
-  graceUntil: string;
-  now: string;
-  /**
-   * The old key as the caller read it before building the successor. If its name, description,
-   * scopes or expiry changed since, the rotation is refused with "changed" rather than mint a
-   * successor from stale values (a concurrent narrowing of scopes must not be undone).
-   */
-  expected: Pick<ApiKeyRow, "name" | "description" | "scopes" | "expires_at">;
-  /**
-   * Events to write with the rotation. The store fills `previous_key_expires_at` into each
-   * detail, since only it knows the old key's expiry inside the transaction.
-   */
-  events: KeyEventRow[];
-  /** The old key's predecessor (its `rotated_from`): its grace ends now, `until` = `now` (see GraceCut). */
-  endGraceOf?: GraceCut;
-}
-
-export type RotateKeyResult =
-  | { ok: true; oldKey: ApiKeyRow; newKey: ApiKeyRow }
-  | { ok: false; reason: "not_found" }
-  | { ok: false; reason: "revoked" | "expired" | "already_rotated" | "changed"; key: ApiKeyRow };
-
-export interface RevokeKeyRequest {
-  id: string;
-  reason: string | null;
-  now: string;
-  event: KeyEventRow;
-  /** See Authorize: run first, on the key as it is, whether or not it is already revoked. */
-  authorize?: Authorize;
-  /** The revoked key's predecessor: applied when the key is newly revoked, `until` = `now` (see GraceCut). */
-  endGraceOf?: GraceCut;
-}
-
-export type RevokeKeyResult =
-  /** `changed` is false when the key was already revoked: nothing was written. */
-  | { ok: true; key: ApiKeyRow; changed: boolean }
-  | { ok: false; reason: "not_found" };
+/** What `KeyStore.write` hands back: the decider's result once its plan is committed, or its refusal. */
+export type WriteOutcome<T, R> = { ok: true; result: T } | { ok: false; refusal: R };
 
 /** One successful use of a key, as verification records it. */
 export interface KeyUse {
@@ -262,8 +207,13 @@ export interface KeyStore {
   findProject(organizationId: string, reference: string): Promise<ProjectRow | null>;
   listProjects(organizationId: string): Promise<ProjectRow[]>;
 
-  /** Checks the owner's active-key cap and inserts the key and its event in one write transaction. */
-  insertKey(request: InsertKeyRequest): Promise<InsertKeyResult>;
+  /**
+   * One write transaction: reads `reads`, runs `decide` on those rows, and applies its plan (keys
+   * inserted, keys changed, events written) or, on a refusal, writes nothing. Concurrent writes,
+   * from any connection or process, are serialised: no other write lands between the read and the
+   * plan, so a decision (the cap, "not rotated yet") holds when its plan commits.
+   */
+  write<T, R>(reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>>;
   getKeyById(id: string): Promise<ApiKeyRow | null>;
   getKeyByPrefix(keyPrefix: string): Promise<ApiKeyRow | null>;
   /** The standing of each of these keys that exists, in one read (any order; unknown ids are left out). */
@@ -276,17 +226,6 @@ export interface KeyStore {
   countActiveKeys(userId: string, now: string): Promise<number>;
   /** Keys in (created_at, id) order, after `query.after`, at most `query.limit` of them. */
   listKeys(query: ListKeysQuery): Promise<ApiKeyRow[]>;
-  /** Re-reads the key, applies the changes and writes the event, in one write transaction. */
-  updateKey(request: UpdateKeyRequest): Promise<UpdateKeyResult>;
-  /**
-   * Re-reads the old key inside one write transaction and refuses a revoked, expired or already
-   * replaced one, so that concurrent rotations of a key leave exactly one successor. Inserts the
-   * successor without checking the cap (a rotation replaces, it does not add), shortens or revokes
-   * the old key, links both, and writes the events.
-   */
-  rotateKey(request: RotateKeyRequest): Promise<RotateKeyResult>;
-  /** Sets revoked_at and the reason once, with the event; a second call changes nothing. */
-  revokeKey(request: RevokeKeyRequest): Promise<RevokeKeyResult>;
   /** Records a successful use; an older use never overwrites a newer one; a use of an unknown key is ignored. */
   recordKeyUse(id: string, use: KeyUse): Promise<void>;
   /** Records many uses in one write transaction, each as recordKeyUse would. */

@@ -104,7 +104,7 @@ describe("one definition of a key's status at t (store/instants.ts)", () => {
             const byTime = statusByTime(key, nowMs);
             expect(keyStatusAt(row, now)).toBe(byTime);
             expected.set(row.id, byTime);
-            await store.insertKey({ key: row, event: { id: `evt_${i}`, organization_id: organization.id, key_id: row.id, event_type: "key.created", actor_user_id: user.id, actor_key_id: null, transport: "library", client_address: null, occurred_at: now, detail: {} }, maxActiveKeys: 1_000, now });
+            await store.write({ keyIds: [] }, () => ({ ok: true, plan: { insertKeys: [row], updateKeys: [], events: [] }, result: null }));
           }
           for (const status of ["active", "expired", "revoked"] as const) {
             const listed = await store.listKeys({ organizationId: organization.id, userId: null, projectId: null, status, now, after: null, limit: 100 });

@@ -1,9 +1,13 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ServiceError } from "../../src/service/errors.js";
+import { decideRevoke } from "../../src/service/revoke.js";
+import { decideRotate } from "../../src/service/rotate.js";
+import { decideUpdate } from "../../src/service/update.js";
 import type { Principal } from "../../src/service/principal.js";
 import { loadMigrations } from "../../src/store/migrations.js";
 import { openSqliteDatabase, SqliteKeyStore } from "../../src/store/sqlite.js";
+import type { KeyChanges } from "../../src/store/types.js";
 import { makeTempDir, openHarness, type Harness } from "../helpers/harness.js";
 
 let harness: Harness;
@@ -58,54 +62,38 @@ describe("SqliteKeyStore lifecycle methods", () => {
     const created = await harness.service.createApiKey(harness.principal, { name: "a" });
     const stale = (await harness.store.getKeyById(created.id))!;
     await harness.service.updateApiKey(harness.principal, { id: created.id, scopes: ["tools:read"] });
-    const result = await harness.store.rotateKey({
-      oldKeyId: created.id,
-      newKey: { ...stale, id: "key_successor0000000000", key_prefix: "kw_successor00", rotated_from: created.id },
-      graceUntil: at(),
-      now: at(),
-      expected: stale,
-      events: [],
-    });
-    expect(result).toMatchObject({ ok: false, reason: "changed" });
+    const successor = { ...stale, id: "key_successor0000000000", key_prefix: "kw_successor00", rotated_from: created.id };
+    const result = await harness.store.write({ keyIds: [created.id] }, (rows) =>
+      decideRotate(rows, { id: created.id, successor, expected: stale, graceSeconds: 0, graceUntil: at() }, harness.principal, at()),
+    );
+    expect(result).toMatchObject({ ok: false, refusal: { code: "conflict", errors: [{ message: "changed" }] } });
     expect(await harness.store.getKeyById("key_successor0000000000")).toBeNull();
   });
 
   it("checks scope narrowing inside the update transaction", async () => {
     const created = await harness.service.createApiKey(harness.principal, { name: "a" });
-    const event = {
-      id: "evt_x",
-      organization_id: harness.principal.organizationId,
-      key_id: created.id,
-      event_type: "key.updated",
-      actor_user_id: harness.principal.userId,
-      actor_key_id: null,
-      transport: "stdio" as const,
-      client_address: null,
-      occurred_at: at(),
-      detail: {},
-    };
-    const widen = await harness.store.updateKey({ id: created.id, changes: { scopes: ["tools:read", "admin"] }, event, now: at(), narrowScopesOnly: true });
-    expect(widen).toMatchObject({ ok: false, reason: "scope_widening", extra: ["admin"] });
-    const missing = await harness.store.updateKey({ id: "key_nope", changes: { name: "x" }, event, now: at(), narrowScopesOnly: true });
-    expect(missing).toEqual({ ok: false, reason: "not_found" });
+    const update = (id: string, changes: KeyChanges) =>
+      harness.store.write({ keyIds: [id] }, (rows) => decideUpdate(rows, { id, changes }, harness.principal, at()));
+    const widen = await update(created.id, { scopes: ["tools:read", "admin"] });
+    expect(widen).toMatchObject({ ok: false, refusal: { code: "forbidden", errors: [{ key: "scopes", message: "not on the key: admin" }] } });
+    expect(await update("key_nope", { name: "x" })).toMatchObject({ ok: false, refusal: { code: "not_found" } });
   });
 
-  it("runs authorize on the row as it is inside the update or revoke transaction; a throw writes nothing", async () => {
+  it("judges the row as it is inside the update or revoke transaction; a refusal writes nothing", async () => {
     const created = await harness.service.createApiKey(harness.principal, { name: "a" });
-    const event = { id: "evt_a", organization_id: null, key_id: created.id, event_type: "x", actor_user_id: null, actor_key_id: null, transport: "cli" as const, client_address: null, occurred_at: at(), detail: {} };
-    // Widened after the caller's read: authorize sees the widened row, not the one read before.
+    // Read by a key holding tools:read and tools:execute, then widened by an admin: the deciders
+    // see the widened row, not the one read before, and refuse the weaker key.
+    const weaker: Principal = { ...harness.principal, keyId: "key_acting", scopes: ["tools:read", "tools:execute"] };
     await harness.service.updateApiKey({ ...harness.principal, isAdmin: true }, { id: created.id, scopes: ["tools:read", "tools:execute", "orders:write"] });
-    const seen: string[][] = [];
-    const refuse = (current: { scopes: string[] }) => {
-      seen.push(current.scopes);
-      throw new ServiceError("forbidden", "no");
-    };
     const before = await harness.store.getKeyById(created.id);
-    await expect(harness.store.updateKey({ id: created.id, changes: { name: "b" }, event, now: at(), narrowScopesOnly: true, authorize: refuse })).rejects.toMatchObject({ code: "forbidden" });
-    await expect(harness.store.revokeKey({ id: created.id, reason: null, now: at(), event, authorize: refuse })).rejects.toMatchObject({ code: "forbidden" });
-    expect(seen).toEqual([["tools:read", "tools:execute", "orders:write"], ["tools:read", "tools:execute", "orders:write"]]);
+    const events = (await harness.store.listEvents(created.id)).length;
+    const update = await harness.store.write({ keyIds: [created.id] }, (rows) => decideUpdate(rows, { id: created.id, changes: { name: "b" } }, weaker, at()));
+    const revoke = await harness.store.write({ keyIds: [created.id] }, (rows) => decideRevoke(rows, { id: created.id, reason: null }, weaker, at()));
+    for (const outcome of [update, revoke]) {
+      expect(outcome).toMatchObject({ ok: false, refusal: { code: "forbidden", errors: [{ key: "id", message: "missing scopes: orders:write" }] } });
+    }
     expect(await harness.store.getKeyById(created.id)).toEqual(before);
-    expect((await harness.store.listEvents(created.id)).map((e) => e.id)).not.toContain("evt_a");
+    expect(await harness.store.listEvents(created.id)).toHaveLength(events);
   });
 
   it("ends a predecessor's grace only while it still works", async () => {
@@ -132,23 +120,14 @@ describe("SqliteKeyStore lifecycle methods", () => {
 
   it("revokes once: a second revocation reports changed=false and writes no event", async () => {
     const created = await harness.service.createApiKey(harness.principal, { name: "a" });
-    const event = (id: string) => ({
-      id,
-      organization_id: null,
-      key_id: created.id,
-      event_type: "key.revoked",
-      actor_user_id: null,
-      actor_key_id: null,
-      transport: "cli" as const,
-      client_address: null,
-      occurred_at: at(),
-      detail: {},
-    });
-    expect(await harness.store.revokeKey({ id: created.id, reason: "one", now: at(), event: event("evt_1") })).toMatchObject({ ok: true, changed: true });
-    const again = await harness.store.revokeKey({ id: created.id, reason: "two", now: at(), event: event("evt_2") });
-    expect(again).toMatchObject({ ok: true, changed: false, key: { revoked_reason: "one" } });
-    expect((await harness.store.listEvents(created.id)).map((e) => e.id)).toContain("evt_1");
-    expect((await harness.store.listEvents(created.id)).map((e) => e.id)).not.toContain("evt_2");
+    const revoke = (reason: string) =>
+      harness.store.write({ keyIds: [created.id] }, (rows) => decideRevoke(rows, { id: created.id, reason }, harness.principal, at()));
+    expect(await revoke("one")).toMatchObject({ ok: true, result: { changed: true } });
+    harness.clock.advance(1000);
+    const again = await revoke("two");
+    expect(again).toMatchObject({ ok: true, result: { changed: false, key: { revoked_reason: "one" } } });
+    const revocations = (await harness.store.listEvents(created.id)).filter((e) => e.event_type === "key.revoked");
+    expect(revocations.map((e) => e.detail)).toEqual([{ reason: "one" }]);
   });
 
   it("lists events of the same instant in the order they were written", async () => {

@@ -1,0 +1,30 @@
+import { isAdminScopes } from "./access.js";
+import type { ServiceContext } from "./context.js";
+import { ServiceError } from "./errors.js";
+import type { Principal } from "./principal.js";
+import { statusOf } from "./records.js";
+import type { ConfirmKeyStop } from "./types.js";
+
+/**
+ * The acting principal as it is after a confirmation's answer (README, Confirmation), which may
+ * have taken a while: its key must still be active, and its scopes are read again (it may have
+ * been narrowed). The write's decider then judges the key with this principal.
+ */
+export async function actingAfterAnswer(ctx: ServiceContext, principal: Principal, confirmStop: ConfirmKeyStop): Promise<Principal> {
+  let acting = principal;
+  if (principal.keyId !== null) {
+    const key = await ctx.store.getKeyById(principal.keyId);
+    if (!key || statusOf(key, ctx.clock()) !== "active") {
+      throw new ServiceError("forbidden", "the acting key was revoked or expired while the confirmation was open; nothing was changed", [
+        { key: "key", message: "acting_key_not_active" },
+      ]);
+    }
+    acting = { ...principal, scopes: [...key.scopes], isAdmin: isAdminScopes(key.scopes) };
+  }
+  if (confirmStop.mayAct?.(acting) === false) {
+    throw new ServiceError("forbidden", "the acting key lost the scope for this call while the confirmation was open; nothing was changed", [
+      { key: "scopes", message: "scope_removed", value: (acting.scopes ?? []).join(",") },
+    ]);
+  }
+  return acting;
+}

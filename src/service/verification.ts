@@ -1,0 +1,71 @@
+// Verification (README, "The key itself"): parse and checksum (no I/O), look up by key_prefix,
+// compare hashes in constant time, revoked, expired, required scopes, then record the use. The
+// library entry point verifyApiKey (verify.ts) and the tools call this through KeyService.
+import { hashesEqual } from "../keys/hash.js";
+import { parseToken } from "../keys/token.js";
+import { keyStatusAt, toInstant } from "../store/instants.js";
+import type { KeyUse } from "../store/types.js";
+import type { ServiceContext } from "./context.js";
+import { validationError, type FieldError } from "./errors.js";
+import type { VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
+import { checkScopes, SCOPES_MAX_COUNT } from "./validation.js";
+
+const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
+  key_id: null,
+  key_prefix: null,
+  user_id: null,
+  organization_id: null,
+  project_id: null,
+  scopes: null,
+  expires_at: null,
+};
+
+/** Compared against when no row matches, so a miss costs about what a hit costs. */
+const DUMMY_HASH = new Uint8Array(32);
+const NO_SCOPES: readonly string[] = Object.freeze([]);
+
+/** Records a valid key's use; returns nothing once the use is queued (see KeyUseRecorder). */
+export type RecordUse = (keyId: string, use: KeyUse) => Promise<void> | void;
+
+/** Every outcome has the same shape; only a caller error (bad required_scopes) throws. Never echoes the token. */
+export async function verifyToken(ctx: ServiceContext, recordUse: RecordUse, token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  let required: readonly string[] = NO_SCOPES;
+  if (options.requiredScopes !== undefined) {
+    const errors: FieldError[] = [];
+    required = checkScopes("required_scopes", options.requiredScopes, errors);
+    if (required.length > SCOPES_MAX_COUNT) errors.push({ key: "required_scopes", message: `must name at most ${SCOPES_MAX_COUNT} scopes` });
+    // No value is echoed: a caller that mixed up its arguments may have put a token here.
+    if (errors.length > 0) throw validationError(errors.map(({ key, message }) => ({ key, message })));
+  }
+
+  const parsed = parseToken(token, ctx.config.keyBrand);
+  if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
+
+  const found = await ctx.store.findKeyForVerification(parsed.keyPrefix);
+  // A row whose hash cannot be computed here (its pepper is not set, or its algorithm is newer
+  // than this build) cannot be matched: it fails like an unknown key, after the same work.
+  const row = found !== null && ctx.hasher.canHash(found.hash_algorithm) ? found : null;
+  const hash = ctx.hasher.hash(token, row?.hash_algorithm);
+  const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
+  if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
+
+  const now = toInstant(ctx.clock());
+  const status = keyStatusAt(row, now);
+  // Exact names: `admin` implies nothing to the operator's own services (VerifyOptions).
+  const code: VerifyCode = status !== "active" ? status : required.every((scope) => row.scopes.includes(scope)) ? "valid" : "insufficient_scope";
+  if (code === "valid") {
+    const queued = recordUse(row.id, { at: now, ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+    if (queued !== undefined) await queued;
+  }
+  return {
+    valid: code === "valid",
+    code,
+    key_id: row.id,
+    key_prefix: row.key_prefix,
+    user_id: row.user_id,
+    organization_id: row.organization_id,
+    project_id: row.project_id,
+    scopes: [...row.scopes],
+    expires_at: row.expires_at,
+  };
+}
