@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
+/** The checkout. */
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** The built binary: end-to-end tests run what a user runs. `npm test` builds it first. */
 export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 
