@@ -17,11 +17,12 @@ export async function verifyInProcess({ rounds = 7 } = {}) {
   try {
     const path = join(dir, "verify.db");
     const tokens = await bulkLoad(path, KEYS, { sampleSize: KEYS });
-    const { SqliteKeyStore, KeyService, verifyApiKey, defaultUseRecorder } = await import(join(ROOT, "dist/index.js"));
+    const { SqliteKeyStore, KeyService, verifyApiKey, defaultUseRecorder } = await import("keywarden");
     const { CoalescingUseRecorder } = await import(join(ROOT, "dist/service/use-recorder.js"));
     const store = SqliteKeyStore.open({ path });
     const recorder = new CoalescingUseRecorder(store);
     const service = new KeyService({ store, useRecorder: recorder });
+    /** @type {import("better-sqlite3").Statement<[string], { key_hash: Buffer }>} */
     const floorSelect = store.db.prepare("SELECT key_hash FROM api_keys WHERE key_prefix = ?");
 
     // Each round draws a fresh pseudo-random sample of valid tokens; floor and ours verify the same one.
@@ -84,7 +85,7 @@ export async function verifyInProcess({ rounds = 7 } = {}) {
       readmeRates.push(await measure(readme, order));
     }
     await recorder.close();
-    const recorded = store.db.prepare("SELECT count(*) AS n FROM key_usage").get().n;
+    const recorded = /** @type {{ n: number }} */ (store.db.prepare("SELECT count(*) AS n FROM key_usage").get()).n;
     await store.close();
     const value = median(ourRates);
     const baseline = median(floorRates);
