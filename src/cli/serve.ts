@@ -1,10 +1,8 @@
 // keywarden (MCP over stdio, the default command) and keywarden serve (MCP over Streamable HTTP).
 import { Command, Option } from "commander";
 import { ConfigError, resolveHttpConfig, type RawOptions, type ServeRawOptions } from "../config/index.js";
-import { createServer } from "../server.js";
 import type { Principal } from "../service/principal.js";
 import { SCOPE_TOOLS_EXECUTE, SCOPE_TOOLS_READ } from "../tools/access.js";
-import { serveStdio } from "../transports/stdio.js";
 import { VERSION } from "../version.js";
 import { openApp } from "./app.js";
 import { addCommonOptions, effectiveOptions } from "./options.js";
@@ -69,6 +67,8 @@ export function addServeCommand(program: Command): void {
 }
 
 async function runStdioServer(options: RawOptions): Promise<void> {
+  // Loaded here, not at the top: the admin commands start without the MCP SDK.
+  const [{ createServer }, { serveStdio }] = await Promise.all([import("../server.js"), import("../transports/stdio.js")]);
   const { config, service, logger, close } = await openApp(options);
   const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
   const server = createServer({ service, principal, version: VERSION, logger });

@@ -23,7 +23,7 @@ function tempDir(): string {
  * Imports `specifier` in a fresh node and returns every module loaded: ESM and CommonJS entered
  * from ESM by a resolve hook (module.register), CommonJS required from CommonJS by require.cache.
  */
-function modulesLoadedBy(specifier: string): string[] {
+function modulesLoadedBy(specifier: string, args: string[] = []): string[] {
   const dir = tempDir();
   const log = join(dir, "resolved.log");
   writeFileSync(
@@ -39,12 +39,12 @@ export async function resolve(specifier, context, next) {
 `,
   );
   writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url, { data: { log: ${JSON.stringify(log)} } });\n`);
-  writeFileSync(join(dir, "main.mjs"), `import { createRequire } from "node:module";\nawait import(${JSON.stringify(specifier)});\nconsole.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));\n`);
+  writeFileSync(join(dir, "main.mjs"), `import { createRequire } from "node:module";\nawait import(${JSON.stringify(specifier)});\nconsole.log("\\n" + JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));\n`);
   writeFileSync(log, "");
-  const result = spawnSync(process.execPath, ["--import", join(dir, "register.mjs"), join(dir, "main.mjs")], { env: cleanEnv(), encoding: "utf8", timeout: 20_000 });
+  const result = spawnSync(process.execPath, ["--import", join(dir, "register.mjs"), join(dir, "main.mjs"), ...args], { env: cleanEnv(), encoding: "utf8", timeout: 20_000 });
   expect(result.stderr).toBe("");
   expect(result.status).toBe(0);
-  const required = JSON.parse(result.stdout) as string[];
+  const required = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as string[];
   const resolved = readFileSync(log, "utf8").trim().split("\n").filter((url) => url.startsWith("file:")).map((url) => new URL(url).pathname);
   return [...new Set([...resolved, ...required])];
 }
@@ -80,6 +80,14 @@ describe("package entry points", () => {
     const http = modulesLoadedBy(join(ROOT, "dist/http.js"));
     expect(packagesOf(http)).toContain("express");
     expect(sdkFiles(http)).toContain("server/streamableHttp.js");
+  });
+
+  it("the admin commands load neither the MCP SDK nor Express (src/cli/serve.ts loads them for stdio and serve)", () => {
+    const loaded = modulesLoadedBy(join(ROOT, "dist/cli.js"), ["admin", "list-users", "--db", ":memory:", "--user", "op"]);
+    const packages = packagesOf(loaded);
+    // It ran (it opened the database and logged) without the MCP SDK, zod or Express.
+    expect(packages).toEqual(expect.arrayContaining(["better-sqlite3", "commander", "pino"]));
+    expect(packages.filter((name) => /^(express|zod|@modelcontextprotocol\/.*)$/.test(name))).toEqual([]);
   });
 
   it("keywarden, keywarden/mcp and keywarden/http work from the packed tarball; deep imports are closed", () => {
