@@ -5,10 +5,11 @@ import { adminCommand, everyPage, userNamesById, withAdminApp, type AdminOptions
 import { eventLine, lines, print } from "./format.js";
 import { effectiveOptions } from "./options.js";
 
-export function addEventCommands(admin: Command): void {
+export function addListEvents(admin: Command): void {
   adminCommand(admin, "list-events")
     .description("print the audit log, oldest first: creates, updates, rotations, revocations, failed authentications, denied calls")
     .option("--key-id <id>", "only the events of this key")
+    .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<AdminOptions & { keyId?: string }>(command);
       return withAdminApp(options, { key_id: "--key-id" }, async ({ service }, principal) => {

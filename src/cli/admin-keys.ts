@@ -7,8 +7,8 @@ import { adminCommand, everyPage, userNamesById, withAdminApp, type AdminOptions
 import { keyCreatedNotice, keyLine, keyRevokedLine, lines, print } from "./format.js";
 import { effectiveOptions } from "./options.js";
 
-export function addKeyCommands(admin: Command): void {
-  adminCommand(admin, "create-key", "print the key and its fields as JSON")
+export function addCreateKey(admin: Command): void {
+  adminCommand(admin, "create-key")
     .description(
       "create an API key for --user (default: the operator) and print it once on stdout, nothing else there; " +
         "the bootstrap of the first admin key: --scopes admin",
@@ -17,6 +17,7 @@ export function addKeyCommands(admin: Command): void {
     .option("--scopes <a,b>", "scopes of the key (default: the project's or the user-level defaults); any scope, this is an admin command")
     .option("--project <id|slug>", "make a project key")
     .option("--expires-in-days <n>", "expiry, in days from now (default: the default expiry policy)")
+    .option("--json", "print the key and its fields as JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<AdminOptions & { name: string; scopes?: string; project?: string; expiresInDays?: string }>(command);
       const flags = { name: "--name", project_reference: "--project", expires_in_days: "--expires-in-days", scopes: "--scopes" };
@@ -34,11 +35,14 @@ export function addKeyCommands(admin: Command): void {
         if (options.json !== true) process.stderr.write(keyCreatedNotice(created, principal.userName));
       });
     });
+}
 
+export function addListKeys(admin: Command): void {
   adminCommand(admin, "list-keys")
     .description("list every user's keys, oldest first: prefixes and fields, never a token or a hash")
     .option("--status <status>", "active, revoked, expired or all (default: active)")
     .option("--project <id|slug>", "only this project's keys")
+    .option("--json", "print JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<AdminOptions & { status?: string; project?: string }>(command);
       return withAdminApp(options, { status: "--status", project_reference: "--project" }, async ({ service }, principal) => {
@@ -54,11 +58,14 @@ export function addKeyCommands(admin: Command): void {
         print(options.json === true, keys, lines(keys, keyLine(await userNamesById(service, principal)), "no keys"));
       });
     });
+}
 
-  adminCommand(admin, "revoke-key", "print the revoked key's record as JSON")
+export function addRevokeKey(admin: Command): void {
+  adminCommand(admin, "revoke-key")
     .description("revoke a key at once, by id (a key_… id from list-keys); revoking twice is not an error")
     .argument("<id>", "the key's id")
     .option("--reason <text>", "why, kept in the key's record and the audit log")
+    .option("--json", "print the revoked key's record as JSON")
     .action((id: string, _options: unknown, command: Command) => {
       const options = effectiveOptions<AdminOptions & { reason?: string }>(command);
       return withAdminApp(options, { id: "<id>", reason: "--reason" }, async ({ service }, principal) => {

@@ -15,9 +15,9 @@ export type AdminOptions = RawOptions & { json?: boolean };
 /** The flag (or argument) that carries each service field of an admin command, e.g. project_reference → --project. */
 export type FlagsByField = Readonly<Record<string, string>>;
 
-/** `keywarden admin <name>` with the common options and --json (described by `json`). */
-export function adminCommand(admin: Command, name: string, json = "print JSON"): Command {
-  return addCommonOptions(admin.command(name)).option("--json", json);
+/** `keywarden admin <name>` with the common options; each command adds --json last, as `--help` lists it. */
+export function adminCommand(admin: Command, name: string): Command {
+  return addCommonOptions(admin.command(name));
 }
 
 /**

@@ -5,9 +5,9 @@ import { ConfigError } from "../config/index.js";
 import { ServiceError } from "../service/errors.js";
 import { StoreOpenError } from "../store/sqlite.js";
 import { VERSION } from "../version.js";
-import { addEventCommands } from "./admin-events.js";
-import { addKeyCommands } from "./admin-keys.js";
-import { addProjectAndUserCommands } from "./admin-projects.js";
+import { addListEvents } from "./admin-events.js";
+import { addCreateKey, addListKeys, addRevokeKey } from "./admin-keys.js";
+import { addCreateProject, addListProjects, addListUsers } from "./admin-projects.js";
 import { addCommonOptions } from "./options.js";
 import { addServeCommand, addStdioAction } from "./serve.js";
 
@@ -26,9 +26,8 @@ export function buildProgram(): Command {
   addServeCommand(program);
 
   const admin = program.command("admin").description("operator commands that act on the database directly").enablePositionalOptions();
-  addProjectAndUserCommands(admin);
-  addKeyCommands(admin);
-  addEventCommands(admin);
+  // In the order `keywarden admin --help` lists them.
+  for (const add of [addCreateProject, addCreateKey, addListProjects, addListUsers, addListKeys, addRevokeKey, addListEvents]) add(admin);
   return program;
 }
 

@@ -15,9 +15,9 @@ describe("buildProgram", () => {
     const admin = program.commands.find((command) => command.name() === "admin")!;
     expect(admin.commands.map((command) => command.name())).toEqual([
       "create-project",
+      "create-key",
       "list-projects",
       "list-users",
-      "create-key",
       "list-keys",
       "revoke-key",
       "list-events",
