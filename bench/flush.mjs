@@ -16,7 +16,7 @@ const { dir, cleanup } = tempDir();
 try {
   const path = join(dir, "flush.db");
   await bulkLoad(path, KEYS, { sampleSize: 1 });
-  const { SqliteKeyStore, CoalescingUseRecorder } = await import(join(ROOT, "dist/index.js"));
+  const { SqliteKeyStore, CoalescingUseRecorder } = await import("keywarden");
   const store = SqliteKeyStore.open({ path });
   const ids = store.db.prepare("SELECT id FROM api_keys").pluck().all();
   const random = seededRandom(4242);
@@ -26,7 +26,7 @@ try {
     while (chosen.size < PER_FLUSH) chosen.add(ids[Math.floor(random() * ids.length)]);
     clock += 1000;
     const at = new Date(clock).toISOString();
-    return [...chosen].map((id) => [id, { at, ip: "203.0.113.7", userAgent: "bench-flush/1.0 (keywarden)" }]);
+    return [...chosen].map((id) => /** @type {const} */ ([id, { at, ip: "203.0.113.7", userAgent: "bench-flush/1.0 (keywarden)" }]));
   };
 
   const storeMs = [];

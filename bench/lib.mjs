@@ -1,12 +1,12 @@
-// Shared helpers for the benchmarks: statistics, temp dirs, spawning the built binary.
-import { spawn, spawnSync } from "node:child_process";
+// Shared helpers for the benchmarks: statistics, temp dirs, spawning the built binary (its path
+// and environment are the tests' own, test/helpers/child.mjs).
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { cleanEnv, CLI, ROOT, runCli } from "../test/helpers/child.mjs";
 
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-export const CLI = join(ROOT, "dist/cli.js");
+export { cleanEnv, CLI, ROOT };
 
 export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -23,12 +23,6 @@ export function percentile(values, p) {
 export function tempDir(prefix = "keywarden-bench-") {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** An environment without the developer's KEYWARDEN_* settings. */
-export function cleanEnv(extra = {}) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("KEYWARDEN_")));
-  return { ...env, ...extra };
 }
 
 /**
@@ -82,7 +76,7 @@ export const fmt = (value, digits = 1) => (Number.isFinite(value) ? value.toFixe
  * the tokens (every `count / sampleSize`-th) for verification benchmarks.
  */
 export async function bulkLoad(path, count, { users = 1000, sampleSize = 20_000 } = {}) {
-  const { SqliteKeyStore } = await import(join(ROOT, "dist/index.js"));
+  const { SqliteKeyStore } = await import("keywarden");
   const { generateToken } = await import(join(ROOT, "dist/keys/token.js"));
   const { createTokenHasher } = await import(join(ROOT, "dist/keys/hash.js"));
   const { newApiKeyId } = await import(join(ROOT, "dist/keys/ids.js"));
@@ -121,7 +115,7 @@ export async function bulkLoad(path, count, { users = 1000, sampleSize = 20_000 
 /** Resident set size of a process, in bytes, from /proc. */
 export function residentBytes(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) * 1024;
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 
 /** Spawns a server process and resolves with the first JSON object it prints that has a `url` (stdout or stderr). */
@@ -171,10 +165,7 @@ export function spawnServer(args, env = cleanEnv()) {
 
 /** Mints a key with the CLI's admin command and returns its token. */
 export function mintKey(db, name, scopes) {
-  const result = spawnSync(process.execPath, [CLI, "admin", "create-key", "--db", db, "--name", name, "--scopes", scopes, "--json"], {
-    env: cleanEnv(),
-    encoding: "utf8",
-  });
+  const result = runCli(["admin", "create-key", "--db", db, "--name", name, "--scopes", scopes, "--json"]);
   if (result.status !== 0) throw new Error(`admin create-key failed: ${result.stderr}`);
   return JSON.parse(result.stdout).key;
 }

@@ -17,7 +17,7 @@ async function measureStore(dir, count) {
   const bytesPerKey = statSync(path).size / count;
 
   // The last page's cursor names the row just before it, in (created_at, id) order.
-  const { SqliteKeyStore } = await import(join(ROOT, "dist/index.js"));
+  const { SqliteKeyStore } = await import("keywarden");
   const { encodeCursor } = await import(join(ROOT, "dist/service/cursor.js"));
   const store = SqliteKeyStore.open({ path });
   const beforeLast = store.db

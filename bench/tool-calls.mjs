@@ -39,9 +39,10 @@ export async function toolCalls() {
       const started = process.hrtime.bigint();
       const result = await client.callTool({ name, arguments: args });
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      if (result.isError) throw new Error(`${name}: ${result.content[0].text}`);
+      if (result.isError) throw new Error(`${name}: ${JSON.stringify(result.content)}`);
       return ms;
     };
+    /** @type {Record<"noop" | "verify" | "create" | "fsync", number[]>} */
     const samples = { noop: [], verify: [], create: [], fsync: [] };
     for (let i = 0; i < 50; i++) {
       await timed("noop", {});

@@ -43,7 +43,7 @@ export async function verifyHttp({ rounds = 3 } = {}) {
 
     // Check once that every answer is a 200 saying valid, so the rate is of real verifications.
     const probe = await fetch(verifyUrl, { method: "POST", headers: { authorization: `Bearer ${gateway}`, "content-type": "application/json" }, body: bodies[0] });
-    const probeBody = await probe.json();
+    const probeBody = /** @type {{ valid?: unknown }} */ (await probe.json());
     if (probe.status !== 200 || probeBody.valid !== true) throw new Error(`verify endpoint answered ${probe.status} ${JSON.stringify(probeBody)}`);
 
     await runBare(); // warm-up

@@ -75,6 +75,17 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
     });
   }
 
+  /**
+   * Hands every pending use to the store in one call and returns without waiting, for a process
+   * 'exit' listener, which cannot wait: a store that writes synchronously (SqliteKeyStore) has them
+   * on disk when this returns. A failure is dropped: the process is ending.
+   */
+  flushNow(): void {
+    const batch = [...this.pending].sort(byKeyId);
+    this.pending.clear();
+    if (batch.length > 0) void this.store.recordKeyUses(batch).catch(() => undefined);
+  }
+
   /** Stops the timer and writes what is pending; later uses are written at once. */
   close(): Promise<void> {
     return this.schedule.close();

@@ -1,4 +1,5 @@
 import type { KeyStore } from "../store/types.js";
+import { defaultUseRecorder } from "./default-use-recorder.js";
 import { DEFAULT_SERVICE_CONFIG } from "./policy.js";
 import { KeyService } from "./service.js";
 import type { VerifyOptions, VerifyResult } from "./types.js";
@@ -36,7 +37,8 @@ function serviceFor(store: KeyStore, pepper: string | undefined, keyBrand: strin
   const settings = JSON.stringify([pepper ?? null, keyBrand]);
   let service = services.get(settings);
   if (!service) {
-    service = new KeyService({ store, pepper, config: { ...DEFAULT_SERVICE_CONFIG, keyBrand } });
+    // Last use batched per store (defaultUseRecorder), not one disk sync per call.
+    service = new KeyService({ store, pepper, config: { ...DEFAULT_SERVICE_CONFIG, keyBrand }, useRecorder: defaultUseRecorder(store) });
     services.set(settings, service);
   }
   return service;

@@ -1,0 +1,58 @@
+// The composition root: checked configuration → store → recorders → service. Every command opens
+// its App here and closes it when done; nothing else in src/cli/ builds a store or a service.
+import { destination, pino, type Logger } from "pino";
+import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from "../config/index.js";
+import { PEPPERED_ALGORITHM } from "../keys/hash.js";
+import { BufferedFailureRecorder } from "../service/failure-recorder.js";
+import { KeyService } from "../service/service.js";
+import { CoalescingUseRecorder } from "../service/use-recorder.js";
+import { SqliteKeyStore } from "../store/sqlite.js";
+
+export interface App {
+  config: AppConfig;
+  store: SqliteKeyStore;
+  service: KeyService;
+  logger: Logger;
+  recorder: CoalescingUseRecorder;
+  /** Writes pending last uses and failed authentications, then closes the database. */
+  close(): Promise<void>;
+}
+
+/** Logs go to stderr, always: stdout is the stdio transport. */
+export function createLogger(level: string): Logger {
+  return pino({ name: "keywarden", level, base: { pid: process.pid } }, destination({ fd: 2, sync: true }));
+}
+
+export async function openApp(options: RawOptions): Promise<App> {
+  const config = resolveConfig(options);
+  const logger = createLogger(config.logLevel);
+  const store = SqliteKeyStore.open({ path: config.databasePath });
+  // Last use is written in batches, at most a second late, not with a synchronous write per verify.
+  const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
+  // Failed authentications likewise: one bounded batch a second, so failures cannot become disk load.
+  const failures = new BufferedFailureRecorder(store, { onError: (error) => logger.error({ err: error }, "could not write auth.failed to the audit log") });
+  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder, failureRecorder: failures });
+  const close = async () => {
+    await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
+    await failures.close().catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));
+    await store.close();
+  };
+  // Keys whose hash cannot be computed here would fail every verification: refuse to start instead.
+  const unusable = await service.unusableHashAlgorithms().catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
+  if (unusable.length > 0) {
+    await close();
+    throw new ConfigError(
+      unusable
+        .map((algorithm) =>
+          algorithm === PEPPERED_ALGORITHM
+            ? `database ${config.databasePath} holds keys hashed with ${algorithm}, which needs KEYWARDEN_PEPPER: set it to the pepper those keys were created with`
+            : `database ${config.databasePath} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
+        )
+        .join("; "),
+    );
+  }
+  return { config, store, service, logger, recorder, close };
+}

@@ -1,0 +1,37 @@
+import { Command, Option } from "commander";
+
+/** Options every command shares: where the store is, who acts, and the policy. Flags beat environment. */
+export function addCommonOptions(command: Command): Command {
+  return command
+    .addOption(new Option("--db <path>", 'SQLite database file, or ":memory:" (default: keywarden.db in the OS data directory)').env("KEYWARDEN_DB"))
+    .addOption(new Option("--user <name>", "acting user (default: the OS user name); created on first use").env("KEYWARDEN_USER"))
+    .addOption(new Option("--key-brand <brand>", "token brand, 1-16 of [a-z0-9] (default: kw)").env("KEYWARDEN_KEY_BRAND"))
+    .addOption(new Option("--max-active-keys <n>", "active keys per user (default: 5)").env("KEYWARDEN_MAX_ACTIVE_KEYS"))
+    .addOption(new Option("--default-expiry-days <n|none>", "expiry of a key created without expires_at (default: 90)").env("KEYWARDEN_DEFAULT_EXPIRY_DAYS"))
+    .addOption(new Option("--max-expiry-days <n|none>", "latest allowed expires_at, in days (default: 365)").env("KEYWARDEN_MAX_EXPIRY_DAYS"))
+    .addOption(new Option("--default-scopes <a,b>", "scopes of user-level keys (default: tools:read,tools:execute)").env("KEYWARDEN_DEFAULT_SCOPES"))
+    .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"));
+}
+
+/**
+ * A subcommand's options merged with its parents' (`keywarden --db x admin list-projects` and
+ * `keywarden admin list-projects --db x` both work). A value given on the command line at any
+ * level beats one from the environment at any level: flags beat environment.
+ */
+export function effectiveOptions<T>(command: Command): T {
+  const chain: Command[] = [];
+  for (let current: Command | null = command; current; current = current.parent) chain.push(current);
+  const merged: Record<string, unknown> = {};
+  const fromCli = new Set<string>();
+  for (const level of chain) {
+    for (const [key, value] of Object.entries(level.opts())) {
+      if (value === undefined) continue;
+      const cli = level.getOptionValueSource(key) === "cli";
+      if (!(key in merged) || (cli && !fromCli.has(key))) {
+        merged[key] = value;
+        if (cli) fromCli.add(key);
+      }
+    }
+  }
+  return merged as T;
+}

@@ -1,0 +1,101 @@
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import envPaths from "env-paths";
+import { assertValidBrand, DEFAULT_BRAND } from "../keys/token.js";
+import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "../service/policy.js";
+import { booleanEnv, ConfigError, daysOrNone, parseName, parseScopeList, positiveInteger } from "./parsers.js";
+
+/** What flags (already merged with their environment variables by commander) hand to the composition root. */
+export interface RawOptions {
+  db?: string;
+  user?: string;
+  keyBrand?: string;
+  maxActiveKeys?: string;
+  defaultExpiryDays?: string;
+  maxExpiryDays?: string;
+  defaultScopes?: string;
+  logLevel?: string;
+  admin?: boolean;
+}
+
+export interface AppConfig {
+  databasePath: string;
+  userName: string;
+  isAdmin: boolean;
+  pepper: string | undefined;
+  logLevel: string;
+  service: ServiceConfig;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function defaultDatabasePath(): string {
+  return join(envPaths("keywarden", { suffix: "" }).data, "keywarden.db");
+}
+
+export function defaultUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return "operator";
+  }
+}
+
+/** Turns merged flag/environment values into a checked configuration, or one clear ConfigError. */
+export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const policy: Policy = {
+    maxActiveKeysPerUser: positiveInteger("--max-active-keys / KEYWARDEN_MAX_ACTIVE_KEYS", options.maxActiveKeys, DEFAULT_POLICY.maxActiveKeysPerUser),
+    defaultExpiryDays: daysOrNone(
+      "--default-expiry-days / KEYWARDEN_DEFAULT_EXPIRY_DAYS",
+      options.defaultExpiryDays,
+      DEFAULT_POLICY.defaultExpiryDays,
+      "; none: keys without expires_at never expire",
+    ),
+    maxExpiryDays: daysOrNone("--max-expiry-days / KEYWARDEN_MAX_EXPIRY_DAYS", options.maxExpiryDays, DEFAULT_POLICY.maxExpiryDays, "; none: no limit"),
+    defaultScopes:
+      options.defaultScopes === undefined
+        ? DEFAULT_POLICY.defaultScopes
+        : parseScopeList("--default-scopes / KEYWARDEN_DEFAULT_SCOPES", options.defaultScopes),
+    allowMintingWithKeys: DEFAULT_POLICY.allowMintingWithKeys,
+  };
+  // Without an explicit maximum, "no default expiry" implies no maximum either.
+  if (policy.defaultExpiryDays === null && options.maxExpiryDays === undefined) policy.maxExpiryDays = null;
+  try {
+    checkPolicy(policy);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+
+  const keyBrand = options.keyBrand ?? DEFAULT_BRAND;
+  try {
+    assertValidBrand(keyBrand);
+  } catch (error) {
+    throw new ConfigError(`--key-brand / KEYWARDEN_KEY_BRAND: ${(error as Error).message}`);
+  }
+
+  const userName = parseName("--user / KEYWARDEN_USER", options.user ?? defaultUserName());
+
+  const logLevel = (options.logLevel ?? "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`--log-level / KEYWARDEN_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(options.logLevel)}`);
+  }
+
+  const pepper = env.KEYWARDEN_PEPPER;
+  if (pepper !== undefined && pepper.length < 16) {
+    throw new ConfigError("KEYWARDEN_PEPPER must be at least 16 characters (or unset)");
+  }
+
+  const isAdmin = booleanEnv("KEYWARDEN_ADMIN", env) || options.admin === true;
+
+  const databasePath = options.db ?? defaultDatabasePath();
+  if (databasePath.trim().length === 0) throw new ConfigError("--db / KEYWARDEN_DB must not be empty");
+
+  return {
+    databasePath,
+    userName,
+    isAdmin,
+    pepper: pepper || undefined,
+    logLevel,
+    service: { policy, keyBrand },
+  };
+}
