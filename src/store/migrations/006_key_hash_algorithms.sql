@@ -1,5 +1,5 @@
 -- keywarden schema v6: the hash algorithms the stored keys use, one row each. Every start checks
--- that a pepper the rows need is set (src/cli.ts); read from api_keys that was a scan of every key
+-- that a pepper the rows need is set (src/cli/app.ts); read from api_keys that was a scan of every key
 -- (about 110 ms warm, far more cold, at 1,000,000 keys) before the first request. The triggers keep
 -- the set in the same transaction as each write of a key's algorithm. Keys are never deleted, so
 -- the set never names an algorithm no row uses, unless a rehash leaves one behind: then a start
