@@ -1,0 +1,301 @@
+import type { IncomingMessage } from "node:http";
+import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { KeyStandingNow } from "../../service/service.js";
+
+// The session table of the HTTP transport (README, "Sessions"): no principal can take the service
+// from another. Each key holds at most `maxSessionsPerKey` sessions (one more evicts its least
+// recently used), the table at most `maxSessions`; a session idle for the timeout is closed even
+// while it holds a GET stream; the keys owning sessions are re-read on a short interval, so that a
+// key revoked, expired or narrowed by any process loses its sessions and streams.
+
+/** Defaults of `keywarden serve` (README, Configuration). */
+export const DEFAULT_MAX_SESSIONS = 1000;
+export const DEFAULT_MAX_SESSIONS_PER_KEY = 10;
+export const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 30 * 60_000;
+export const DEFAULT_KEY_WATCH_INTERVAL_MS = 2000;
+
+/** Why a session ended, as the log says it. */
+export type SessionCloseReason =
+  | "closed" // DELETE, or the transport closed
+  | "idle"
+  | "evicted" // its key opened one more session than its limit
+  | "revoked"
+  | "expired"
+  | "scopes_changed"
+  | "key_gone"
+  | "shutdown";
+
+/** What the table needs of a session; the transport adds its own fields. */
+export interface TableEntry {
+  readonly id: string;
+  /** The key that opened it; only that key may use it. null: --no-auth, one principal for every request. */
+  readonly keyId: string | null;
+  /** The key's scopes when the session opened; a session outlives no change of them. */
+  readonly scopes: readonly string[] | null;
+  /** When the key expires (ms since the epoch); null: never. */
+  expiresAtMs: number | null;
+  /** The start or end of its last request: the clock of the idle timeout and of LRU eviction. */
+  lastUsed: number;
+  /** Requests in progress other than GET streams: a long tool call is not idleness, a held stream is. */
+  busy: number;
+}
+
+export interface SessionTableOptions<S extends TableEntry> {
+  maxSessions: number;
+  maxSessionsPerKey: number;
+  idleTimeoutMs: number;
+  /** How often the keys owning sessions are re-read: another process may revoke, expire or narrow one. */
+  keyWatchIntervalMs: number;
+  /** The standing of these keys now, in one read (KeyService.keyStandings). */
+  keyStandings(keyIds: readonly string[]): Promise<Map<string, KeyStandingNow>>;
+  /** Ends the session's streams, transport and server; called once, after it has left the table. */
+  onClose(session: S, why: SessionCloseReason): Promise<void> | void;
+  /** The standings could not be read; the next interval tries again. */
+  onWatchError?(error: unknown): void;
+  now?: () => number;
+}
+
+function sameScopes(a: readonly string[] | null, b: readonly string[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((scope) => set.has(scope));
+}
+
+export class SessionTable<S extends TableEntry> {
+  private readonly sessions = new Map<string, S>();
+  private readonly byKey = new Map<string | null, Set<S>>();
+  /** Order of last use, for LRU: the clock may give two uses the same millisecond. */
+  private readonly useOrder = new Map<S, number>();
+  private uses = 0;
+  private readonly now: () => number;
+  private sweeper: NodeJS.Timeout | undefined;
+  private watcher: NodeJS.Timeout | undefined;
+  private watching: Promise<void> | undefined;
+
+  constructor(private readonly options: SessionTableOptions<S>) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  get(id: string): S | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** Open sessions of one key (null: --no-auth). */
+  countOf(keyId: string | null): number {
+    return this.byKey.get(keyId)?.size ?? 0;
+  }
+
+  /**
+   * Makes room for one more session of `keyId`, at once (no await, so that parallel initializes
+   * cannot all pass): at its per-key limit, or when the table is full, that key's least recently
+   * used session is closed. false: the table is full of other keys' sessions (the caller answers 503).
+   */
+  admit(keyId: string | null): boolean {
+    const own = this.byKey.get(keyId);
+    while (own !== undefined && own.size > 0 && (own.size >= this.options.maxSessionsPerKey || this.sessions.size >= this.options.maxSessions)) {
+      let oldest: S | undefined;
+      for (const session of own) if (oldest === undefined || this.useOrder.get(session)! < this.useOrder.get(oldest)!) oldest = session;
+      void this.close(oldest!, "evicted");
+    }
+    return this.sessions.size < this.options.maxSessions;
+  }
+
+  /** Registers a session admitted by admit(). */
+  add(session: S): void {
+    this.sessions.set(session.id, session);
+    this.useOrder.set(session, ++this.uses);
+    let own = this.byKey.get(session.keyId);
+    if (own === undefined) this.byKey.set(session.keyId, (own = new Set()));
+    own.add(session);
+  }
+
+  /**
+   * Whether a request authenticated with these scopes may use the session: a key whose scopes
+   * changed since it opened loses it (closed here, at once, with its streams).
+   */
+  admits(session: S, scopes: readonly string[] | null): boolean {
+    if (sameScopes(session.scopes, scopes)) return true;
+    void this.close(session, "scopes_changed");
+    return false;
+  }
+
+  /** One request of the session starts; the returned function ends it. GET streams do not keep it busy. */
+  use(session: S, stream: boolean): () => void {
+    this.touch(session);
+    if (!stream) session.busy += 1;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.touch(session);
+      if (!stream) session.busy -= 1;
+    };
+  }
+
+  private touch(session: S): void {
+    session.lastUsed = this.now();
+    if (this.useOrder.has(session)) this.useOrder.set(session, ++this.uses);
+  }
+
+  /** Takes the session out of the table and ends it; a second call does nothing. */
+  async close(session: S, why: SessionCloseReason): Promise<void> {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sessions.delete(session.id);
+    this.useOrder.delete(session);
+    const own = this.byKey.get(session.keyId);
+    own?.delete(session);
+    if (own?.size === 0) this.byKey.delete(session.keyId);
+    await this.options.onClose(session, why);
+  }
+
+  async closeAll(why: SessionCloseReason): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((session) => this.close(session, why)));
+  }
+
+  /** Closes sessions idle for the timeout, whether or not they hold a GET stream. */
+  sweepIdle(): void {
+    const now = this.now();
+    for (const session of this.sessions.values()) {
+      if (session.busy === 0 && now - session.lastUsed >= this.options.idleTimeoutMs) void this.close(session, "idle");
+    }
+  }
+
+  /**
+   * Closes the sessions of keys that expired (known locally), then re-reads the standing of every
+   * key that owns a session, in one read, and closes the sessions of a key revoked, expired, gone,
+   * or whose scopes differ from those the session opened with.
+   */
+  watchKeys(): Promise<void> {
+    this.watching ??= this.readStandings().finally(() => (this.watching = undefined));
+    return this.watching;
+  }
+
+  private async readStandings(): Promise<void> {
+    const now = this.now();
+    for (const session of this.sessions.values()) {
+      if (session.expiresAtMs !== null && session.expiresAtMs <= now) void this.close(session, "expired");
+    }
+    // Judged against the standings: only sessions opened before the read (a later one was opened
+    // with a fresher authentication than the read can show).
+    const judged = [...this.sessions.values()].filter((session) => session.keyId !== null);
+    if (judged.length === 0) return;
+    let standings: Map<string, KeyStandingNow>;
+    try {
+      standings = await this.options.keyStandings([...new Set(judged.map((session) => session.keyId!))]);
+    } catch (error) {
+      this.options.onWatchError?.(error);
+      return;
+    }
+    for (const session of judged) {
+      const standing = standings.get(session.keyId!);
+      const why: SessionCloseReason | null =
+        standing === undefined
+          ? "key_gone"
+          : standing.status === "revoked"
+            ? "revoked"
+            : standing.status === "expired"
+              ? "expired"
+              : sameScopes(session.scopes, standing.scopes)
+                ? null
+                : "scopes_changed";
+      if (why !== null) void this.close(session, why);
+      else session.expiresAtMs = standing!.expiresAt === null ? null : Date.parse(standing!.expiresAt);
+    }
+  }
+
+  /** Starts the idle sweep and the key watch. */
+  start(): void {
+    const { idleTimeoutMs, keyWatchIntervalMs } = this.options;
+    this.sweeper = setInterval(() => this.sweepIdle(), Math.max(50, Math.min(60_000, Math.floor(idleTimeoutMs / 4))));
+    this.watcher = setInterval(() => void this.watchKeys(), keyWatchIntervalMs);
+    this.sweeper.unref();
+    this.watcher.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    clearInterval(this.watcher);
+  }
+}
+
+/** The protocol version a server answering this initialize uses (as the SDK's Server negotiates it). */
+export function negotiatedProtocolVersion(requested: unknown): string {
+  return typeof requested === "string" && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+}
+
+/**
+ * Makes a session's request carry the protocol version its initialize negotiated. The version of a
+ * session is fixed by initialize; the MCP-Protocol-Version header SHOULD repeat it, and the SDK's
+ * transport decides per request, by that header, whether a stream gets its priming event (ids for
+ * Last-Event-ID). An absent header or another supported version is replaced; an unsupported one
+ * is left for the transport to refuse with 400. The transport reads rawHeaders.
+ */
+export function applySessionProtocolVersion(req: IncomingMessage, version: string): void {
+  const current = req.headers["mcp-protocol-version"];
+  if (current === version || (current !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(String(current)))) return;
+  req.headers["mcp-protocol-version"] = version;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === "mcp-protocol-version") {
+      raw[i + 1] = version;
+      return;
+    }
+  }
+  raw.push("mcp-protocol-version", version);
+}
+
+/** The `retry` field (ms) of SSE streams: how long a client waits before resuming with Last-Event-ID. */
+export const SSE_RETRY_MS = 1000;
+
+/**
+ * The events of one session's SSE streams, kept so that a client that lost a stream resumes it
+ * with Last-Event-ID (MCP Streamable HTTP, "Resumability and Redelivery"). Bounded: the oldest
+ * events go first, and an event no longer kept cannot be resumed from (400).
+ */
+export class BoundedEventStore implements EventStore {
+  private readonly events = new Map<EventId, { streamId: StreamId; message: JSONRPCMessage; size: number }>();
+  private seq = 0;
+  private bytes = 0;
+
+  constructor(private readonly limits: { maxEvents: number; maxBytes: number } = { maxEvents: 100, maxBytes: 256 * 1024 }) {}
+
+  get size(): number {
+    return this.events.size;
+  }
+
+  async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
+    this.seq += 1;
+    const id = `${this.seq}`;
+    const size = JSON.stringify(message).length;
+    this.events.set(id, { streamId, message, size });
+    this.bytes += size;
+    for (const [oldest, event] of this.events) {
+      if (this.events.size <= this.limits.maxEvents && this.bytes <= this.limits.maxBytes) break;
+      this.events.delete(oldest);
+      this.bytes -= event.size;
+    }
+    return id;
+  }
+
+  async getStreamIdForEventId(eventId: EventId): Promise<StreamId | undefined> {
+    return this.events.get(eventId)?.streamId;
+  }
+
+  async replayEventsAfter(lastEventId: EventId, { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> }): Promise<StreamId> {
+    const last = this.events.get(lastEventId);
+    if (last === undefined) throw new Error("unknown event id");
+    let after = false;
+    for (const [id, event] of [...this.events]) {
+      if (id === lastEventId) after = true;
+      // Priming events are stored as {} (they carry only an id): nothing to send again.
+      else if (after && event.streamId === last.streamId && "jsonrpc" in event.message) await send(id, event.message);
+    }
+    return last.streamId;
+  }
+}
