@@ -68,7 +68,7 @@ export function createExpressApp(options: ExpressAppOptions): express.Express {
 
   /** Authenticates and authorizes for `scopes`, leaving the caller in res.locals.caller. */
   const guard = (scopes: readonly string[]) => async (req: Request, res: Response, next: NextFunction) => {
-    const authentication = await pipeline.authenticate(req, originOf(req), req.path, req.query.admin_key);
+    const authentication = await pipeline.authenticate(req, originOf(req), req.path, pipeline.readsQueryKey ? req.query.admin_key : undefined);
     if (!authentication.ok) return writeRefusal(res, req.path, authentication.refusal);
     const denial = await pipeline.authorize(authentication.principal, scopes, req.path);
     if (denial) return writeRefusal(res, req.path, denial);

@@ -24,6 +24,8 @@ export interface PipelineOptions {
 }
 
 export interface Pipeline {
+  /** Whether `?admin_key=` is read at all (--allow-query-key): else the adapter need not parse the query. */
+  readonly readsQueryKey: boolean;
   /** Duplicated headers, target and Host, Origin: before anything reads the request. */
   screen(req: RequestFacts, path: string): Refusal | null;
   /** The principal of the request (its key, or --no-auth's), or the 401/429/500 refusal. */
@@ -36,9 +38,20 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const { service, logger, allowedHosts, allowedOrigins, anonymousPrincipal, allowQueryKey } = options;
   const limiter = new FailedAuthLimiter({ limit: options.authFailureLimit, windowMs: options.authFailureWindowMs });
   const checkCredential = createCredentialCheck({ service, limiter, logger });
+  // Host values the guard accepted for an origin-form target: a gateway sends the same one on every
+  // request, so the hot path need not parse it each time. Bounded: Host is the client's to choose.
+  const acceptedHosts = new Set<string>();
+  const hostGuard = (target: string, host: string | undefined): Refusal | null => {
+    const originForm = target.startsWith("/");
+    if (originForm && host !== undefined && acceptedHosts.has(host)) return null;
+    const refused = targetAndHostGuard(target, host, allowedHosts);
+    if (refused === null && originForm && host !== undefined && acceptedHosts.size < 64) acceptedHosts.add(host);
+    return refused;
+  };
   return {
+    readsQueryKey: allowQueryKey,
     screen(req, path) {
-      const early = duplicatedHeaderGuard(req.rawHeaders) ?? targetAndHostGuard(req.url ?? "/", req.headers.host, allowedHosts);
+      const early = duplicatedHeaderGuard(req.rawHeaders) ?? hostGuard(req.url ?? "/", req.headers.host);
       if (early) return early;
       const origin = req.headers.origin;
       const foreign = originGuard(origin, allowedOrigins);
