@@ -1,5 +1,5 @@
 // Address checks shared by the configuration (--no-auth is loopback only) and the HTTP transport.
-// Kept apart from http.ts so that reading the configuration does not load Express.
+// Kept apart from http/ so that reading the configuration does not load Express.
 
 /** 127.0.0.0/8, ::1 and localhost: the addresses --no-auth may bind to. */
 export function isLoopbackHost(host: string): boolean {
