@@ -4,7 +4,7 @@ import type { RequestOrigin } from "../../service/types.js";
 import { AUTHENTICATION_UNAVAILABLE, rateLimitedRefusal, unauthorizedRefusal, type Refusal } from "./answers.js";
 import type { FailedAuthLimiter } from "./rate-limit.js";
 
-// The credentials guard and the rate limit on failures, used by both adapters (guards.ts): the key
+// The credentials guard and the rate limit on failures, run by both adapters (pipeline.ts): the key
 // is judged by the store alone (KeyService.authenticateKey, whose clock decides expiry), and every
 // failure gets the same answer (answers.ts).
 

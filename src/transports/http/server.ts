@@ -4,7 +4,7 @@ import type { ServerLogger } from "../../server.js";
 import type { Principal } from "../../service/principal.js";
 import type { KeyService } from "../../service/service.js";
 import type { ToolDefinition } from "../../tools/tool.js";
-import { MCP_PATH } from "./answers.js";
+import { MCP_PATH, VERIFY_PATH } from "./answers.js";
 import { answerClientError } from "./client-error.js";
 import { createExpressApp } from "./express-app.js";
 import { createVerifyFastPath } from "./fast-path.js";
@@ -123,7 +123,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     verify,
     requestLog,
     disabled: anonymousPrincipal !== null || trustsProxy,
-    onError: (error) => requestLog.unexpected(error, "/v1/keys/verify"),
+    onError: (error) => requestLog.unexpected(error, VERIFY_PATH),
   });
 
   const httpServer: NodeHttpServer = await new Promise((resolve, reject) => {

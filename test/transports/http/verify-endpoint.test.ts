@@ -83,7 +83,13 @@ describe("POST /v1/keys/verify, per status, on the fast path and through Express
   const parseError = { error: { code: "parse_error", message: "Parse error: the body is not valid JSON", errors: [] } };
 
   const cases: Case[] = [
-    { name: "200 valid", headers: () => ({ ...json, ...bearer(gateway.key) }), body: () => JSON.stringify({ key: checked.key }), status: 200, expectBody: () => record(checked, true, "valid") },
+    {
+      name: "200 valid",
+      headers: () => ({ ...json, ...bearer(gateway.key) }),
+      body: () => JSON.stringify({ key: checked.key }),
+      status: 200,
+      expectBody: () => record(checked, true, "valid"),
+    },
     {
       name: "200 valid, charset given",
       headers: () => ({ "Content-Type": "application/json; charset=utf-8", ...bearer(gateway.key) }),
@@ -98,9 +104,27 @@ describe("POST /v1/keys/verify, per status, on the fast path and through Express
       status: 200,
       expectBody: () => record(checked, false, "insufficient_scope"),
     },
-    { name: "200 revoked", headers: () => ({ ...json, ...bearer(gateway.key) }), body: () => JSON.stringify({ key: revoked.key }), status: 200, expectBody: () => record(revoked, false, "revoked") },
-    { name: "200 not_found", headers: () => ({ ...json, ...bearer(gateway.key) }), body: () => JSON.stringify({ key: unknown }), status: 200, expectBody: () => nothing("not_found") },
-    { name: "200 malformed", headers: () => ({ ...json, ...bearer(gateway.key) }), body: () => JSON.stringify({ key: "kw_nope" }), status: 200, expectBody: () => nothing("malformed") },
+    {
+      name: "200 revoked",
+      headers: () => ({ ...json, ...bearer(gateway.key) }),
+      body: () => JSON.stringify({ key: revoked.key }),
+      status: 200,
+      expectBody: () => record(revoked, false, "revoked"),
+    },
+    {
+      name: "200 not_found",
+      headers: () => ({ ...json, ...bearer(gateway.key) }),
+      body: () => JSON.stringify({ key: unknown }),
+      status: 200,
+      expectBody: () => nothing("not_found"),
+    },
+    {
+      name: "200 malformed",
+      headers: () => ({ ...json, ...bearer(gateway.key) }),
+      body: () => JSON.stringify({ key: "kw_nope" }),
+      status: 200,
+      expectBody: () => nothing("malformed"),
+    },
     {
       name: "400 a body without key",
       headers: () => ({ ...json, ...bearer(gateway.key) }),
