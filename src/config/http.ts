@@ -32,7 +32,7 @@ export interface HttpConfig {
   allowQueryKey: boolean;
   noAuth: boolean;
   sessionIdleTimeoutMs: number;
-  /** undefined: the transport's default (src/transports/sessions.ts), which `--help` and the README state. */
+  /** undefined: the transport's default (src/transports/http/sessions.ts), which `--help` and the README state. */
   maxSessions: number | undefined;
   maxSessionsPerKey: number | undefined;
   authFailureLimit: number;

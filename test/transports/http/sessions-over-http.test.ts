@@ -1,10 +1,10 @@
 import * as z from "zod";
 import { afterEach, describe, expect, it } from "vitest";
-import { allTools } from "../../src/tools/index.js";
-import { defineTool } from "../../src/tools/tool.js";
-import { initializeBody, MCP_HEADERS, rawRequest } from "../helpers/http.js";
-import { initialize, inSession, openGetStream, openSse, startInProcess, type InProcessServer } from "../helpers/inprocess.js";
-import { runCli } from "../helpers/spawn.js";
+import { allTools } from "../../../src/tools/index.js";
+import { defineTool } from "../../../src/tools/tool.js";
+import { initializeBody, MCP_HEADERS, rawRequest } from "../../helpers/http.js";
+import { initialize, inSession, openGetStream, openSse, startInProcess, type InProcessServer } from "../../helpers/inprocess.js";
+import { runCli } from "../../helpers/spawn.js";
 
 // Sessions over real HTTP, in process (README, "Sessions"): no key can take the service from
 // another, and a key that stops being good loses its sessions and streams, whichever process

@@ -34,7 +34,7 @@ export function limitedBlockOf(address: string): string {
 /**
  * Counts failed authentications per client address (per /64 for IPv6, see limitedBlockOf) in a fixed window that starts at the first
  * failure. Once an address reaches `limit` failures, its further failures are answered 429 until
- * its window ends, and only counted, not logged or recorded one by one (bearer.ts). It never
+ * its window ends, and only counted, not logged or recorded one by one (credentials.ts). It never
  * refuses a valid key: other requests' failures must not lock out a good client on the same address.
  */
 export class FailedAuthLimiter {

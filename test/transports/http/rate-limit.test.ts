@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FailedAuthLimiter, limitedBlockOf } from "../../src/transports/auth-limiter.js";
+import { FailedAuthLimiter, limitedBlockOf } from "../../../src/transports/http/rate-limit.js";
 
 describe("FailedAuthLimiter", () => {
   it("refuses an address at the limit until its window ends, counting each address apart", () => {

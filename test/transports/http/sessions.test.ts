@@ -1,8 +1,8 @@
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { CreatedApiKey } from "../../src/service/types.js";
-import { BoundedEventStore, SessionTable, type SessionCloseReason, type TableEntry } from "../../src/transports/sessions.js";
-import { openHarness, type Harness } from "../helpers/harness.js";
+import type { CreatedApiKey } from "../../../src/service/types.js";
+import { BoundedEventStore, SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
+import { openHarness, type Harness } from "../../helpers/harness.js";
 
 // The session table in process, on a real service and SQLite store with a test clock: limits,
 // LRU eviction, the idle sweep, and the watch of the keys that own sessions.

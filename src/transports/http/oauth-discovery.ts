@@ -1,3 +1,5 @@
+import { oauthError } from "./answers.js";
+
 // keywarden takes API keys, not OAuth. MCP clients that speak OAuth read a 401 as "start OAuth":
 // they fetch the RFC 9728 and RFC 8414 metadata documents (and OpenID Connect's), then try dynamic
 // client registration (RFC 7591) and the authorization and token endpoints. A body in keywarden's
@@ -27,6 +29,9 @@ export function isOAuthPath(path: string): boolean {
   return WELL_KNOWN_DOCUMENTS.includes(document);
 }
 
+const NO_STORE = { "Cache-Control": "no-store" };
+const NOT_OAUTH = oauthError("invalid_request", NOT_OAUTH_DESCRIPTION);
+
 export interface OAuthRefusal {
   status: number;
   headers: Record<string, string>;
@@ -40,5 +45,5 @@ export interface OAuthRefusal {
  */
 export function oauthPathRefusal(path: string): OAuthRefusal | null {
   if (!isOAuthPath(path)) return null;
-  return { status: 404, headers: { "Cache-Control": "no-store" }, body: { error: "invalid_request", error_description: NOT_OAUTH_DESCRIPTION } };
+  return { status: 404, headers: NO_STORE, body: NOT_OAUTH };
 }

@@ -4,15 +4,15 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { generateToken } from "../../src/keys/token.js";
-import { BufferedFailureRecorder } from "../../src/service/failure-recorder.js";
-import { DEFAULT_SERVICE_CONFIG } from "../../src/service/policy.js";
-import type { Principal } from "../../src/service/principal.js";
-import { KeyService } from "../../src/service/service.js";
-import { SqliteKeyStore } from "../../src/store/sqlite.js";
-import { startHttpServer, type RunningHttpServer } from "../../src/transports/http.js";
-import { makeTempDir, secretOf, TestClock } from "../helpers/harness.js";
-import { initializeBody, MCP_HEADERS, rawRequest, type RawResponse } from "../helpers/http.js";
+import { generateToken } from "../../../src/keys/token.js";
+import { BufferedFailureRecorder } from "../../../src/service/failure-recorder.js";
+import { DEFAULT_SERVICE_CONFIG } from "../../../src/service/policy.js";
+import type { Principal } from "../../../src/service/principal.js";
+import { KeyService } from "../../../src/service/service.js";
+import { SqliteKeyStore } from "../../../src/store/sqlite.js";
+import { startHttpServer, type RunningHttpServer } from "../../../src/transports/http.js";
+import { makeTempDir, secretOf, TestClock } from "../../helpers/harness.js";
+import { initializeBody, MCP_HEADERS, rawRequest, type RawResponse } from "../../helpers/http.js";
 
 // The authentication parts of the HTTP transport, in process, per status: one real server
 // (startHttpServer on port 0) over a real SQLite store, with a test clock for the service.

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import type { KeyStandingNow } from "../service/service.js";
+import type { KeyStandingNow } from "../../service/service.js";
 
 // The session table of the HTTP transport (README, "Sessions"): no principal can take the service
 // from another. Each key holds at most `maxSessionsPerKey` sessions (one more evicts its least

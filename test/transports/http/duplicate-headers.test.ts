@@ -1,31 +1,26 @@
 import { createConnection } from "node:net";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTempDir } from "../helpers/harness.js";
-import { initializeBody, mintKey, spawnHttpServer, type CreatedKey, type HttpServerProcess } from "../helpers/http.js";
+import type { CreatedApiKey } from "../../../src/service/types.js";
+import { initializeBody } from "../../helpers/http.js";
+import { startInProcess, type InProcessServer } from "../../helpers/inprocess.js";
 
 // Node keeps the first of two Host or Authorization headers; a proxy in front may have acted on
 // the last. keywarden refuses such a request outright (found by the reliability suite's hostile
 // HTTP requests: a good key followed by a bad one used to open a session).
 
-const temp = makeTempDir();
-let server: HttpServerProcess;
-let key: CreatedKey;
+let server: InProcessServer;
+let key: CreatedApiKey;
 
 beforeAll(async () => {
-  const db = join(temp.dir, "keywarden.db");
-  key = mintKey(db, "dup", "dup", "tools:read,tools:execute");
-  server = await spawnHttpServer(["--db", db]);
+  server = await startInProcess();
+  key = await server.mint("dup", ["tools:read", "tools:execute"], "dup");
 });
-afterAll(async () => {
-  await server?.stop();
-  temp.cleanup();
-});
+afterAll(() => server.close());
 
 /** Sends a request with exactly these header lines; resolves with the status and body. */
 function send(headers: string[], body = initializeBody()): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection({ host: "127.0.0.1", port: server.port });
+    const socket = createConnection({ host: "127.0.0.1", port: server.server.port });
     let text = "";
     socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
     socket.on("close", () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.split("\r\n\r\n").slice(1).join("") }));
@@ -36,7 +31,7 @@ function send(headers: string[], body = initializeBody()): Promise<{ status: num
 }
 
 describe("duplicated headers", () => {
-  const host = () => `Host: 127.0.0.1:${server.port}`;
+  const host = () => `Host: 127.0.0.1:${server.server.port}`;
 
   it.each([
     ["a good key, then a bad one", () => [host(), `Authorization: Bearer ${key.key}`, "Authorization: Bearer kw_nope"]],
@@ -48,6 +43,7 @@ describe("duplicated headers", () => {
     const answer = await send(headers());
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body)).toMatchObject({ error: { message: expect.stringMatching(/appears more than once/) } });
+    expect(server.server.sessionCount()).toBe(0);
   });
 
   it("a single Host and Authorization still work", async () => {
