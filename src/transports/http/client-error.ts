@@ -30,12 +30,24 @@ function errorOf(code: string, message: string) {
  */
 export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (error.code !== "ECONNRESET" && socket.writable && !inFlight?.headersSent) {
-    const { status, reason, body } = clientErrorAnswer(error.code);
-    const text = JSON.stringify(body);
-    socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
-    );
-  }
+  if (error.code !== "ECONNRESET" && socket.writable && !inFlight?.headersSent) writeAndClose(socket, clientErrorAnswer(error.code));
+  else socket.destroy();
+}
+
+/** CONNECT asks for a tunnel, which keywarden is not: 405, as JSON, then the connection closes. */
+export function answerConnect(socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  writeAndClose(socket, {
+    status: 405,
+    reason: "Method Not Allowed",
+    body: errorOf("method_not_allowed", "Method Not Allowed: keywarden is not a proxy; CONNECT is not served"),
+  });
+}
+
+function writeAndClose(socket: Duplex, { status, reason, body }: { status: number; reason: string; body: unknown }): void {
+  const text = JSON.stringify(body);
+  socket.write(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
   socket.destroy();
 }

@@ -21,6 +21,7 @@ const CORS_MAX_AGE_SECONDS = 600;
 /** The facts of a request the guards read: an IncomingMessage has them all. */
 export interface RequestFacts {
   readonly method?: string | undefined;
+  readonly httpVersion?: string | undefined;
   /** The request target as sent. */
   readonly url?: string | undefined;
   readonly rawHeaders: readonly string[];
@@ -30,9 +31,11 @@ export interface RequestFacts {
 /**
  * A request naming its Host, its credentials or its session twice is ambiguous: Node keeps the
  * first value, a proxy in front may have acted on the last (RFC 9112 section 3.2: a second Host is
- * a 400). Refused before anything reads them.
+ * a 400). So is an HTTP/1.1 request with no Host at all, which a server must answer with 400 (the
+ * same section); Node's own answer to it has no body, so keywarden's server lets it through to here.
+ * Refused before anything reads them.
  */
-export function duplicatedHeaderGuard(rawHeaders: readonly string[]): Refusal | null {
+export function headerCountGuard(rawHeaders: readonly string[], httpVersion: string | undefined): Refusal | null {
   let seen: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
@@ -40,6 +43,7 @@ export function duplicatedHeaderGuard(rawHeaders: readonly string[]): Refusal | 
     if (seen?.includes(name)) return refusal(400, "bad_request", `Bad Request: the ${name} header appears more than once`);
     (seen ??= []).push(name);
   }
+  if (httpVersion === "1.1" && !seen?.includes("host")) return refusal(400, "bad_request", "Bad Request: an HTTP/1.1 request must have a Host header");
   return null;
 }
 
@@ -64,8 +68,8 @@ function targetAuthority(target: string): string | null | undefined {
   }
 }
 
-/** A Host refusal keeps the SDK's hostHeaderValidation shape (JSON-RPC) on every path. */
-const hostRefusal = (message: string): Refusal => ({ status: 403, code: "forbidden", message, body: jsonRpcError(-32000, message) });
+/** A Host refusal, in the envelope of its path like every other (JSON-RPC on /mcp, keywarden's elsewhere). */
+const hostRefusal = (message: string): Refusal => refusal(403, "forbidden", message);
 
 /**
  * DNS rebinding: the Host header must name this server, with the same rule and messages as the

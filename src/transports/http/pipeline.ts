@@ -3,7 +3,7 @@ import type { KeyService } from "../../service/service.js";
 import type { RequestOrigin } from "../../service/types.js";
 import type { Refusal } from "./answers.js";
 import { createCredentialCheck, presentedCredential, type CredentialLogger, type CredentialOutcome } from "./credentials.js";
-import { duplicatedHeaderGuard, originGuard, scopeGuard, targetAndHostGuard, type RequestFacts } from "./guards.js";
+import { headerCountGuard, originGuard, scopeGuard, targetAndHostGuard, type RequestFacts } from "./guards.js";
 import { FailedAuthLimiter } from "./rate-limit.js";
 
 // The guards in the order every request meets them, composed once per server and run by both
@@ -51,7 +51,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   return {
     readsQueryKey: allowQueryKey,
     screen(req, path) {
-      const early = duplicatedHeaderGuard(req.rawHeaders) ?? hostGuard(req.url ?? "/", req.headers.host);
+      const early = headerCountGuard(req.rawHeaders, req.httpVersion) ?? hostGuard(req.url ?? "/", req.headers.host);
       if (early) return early;
       const origin = req.headers.origin;
       const foreign = originGuard(origin, allowedOrigins);

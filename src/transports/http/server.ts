@@ -5,7 +5,7 @@ import type { Principal } from "../../service/principal.js";
 import type { KeyService } from "../../service/service.js";
 import type { ToolDefinition } from "../../tools/tool.js";
 import { MCP_PATH, VERIFY_PATH } from "./answers.js";
-import { answerClientError } from "./client-error.js";
+import { answerClientError, answerConnect } from "./client-error.js";
 import { createExpressApp } from "./express-app.js";
 import { createVerifyFastPath } from "./fast-path.js";
 import { defaultAllowedHosts, endpointMethods, normalizeOrigin } from "./guards.js";
@@ -130,11 +130,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const server = createNodeHttpServer(
       // A client that sends half a request and goes quiet holds a connection only this long, not
       // Node's default of 300 s (a cheap way to tie up every socket).
-      { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
+      // A missing Host is refused by headerCountGuard with a JSON body, not by Node with none.
+      { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, requireHostHeader: false },
       (req, res) => (fastPath.takes(req, closing) ? fastPath.serve(req, res) : void app(req, res)),
     );
     // Requests Node's parser refuses get a JSON error body too, not Node's empty one.
     server.on("clientError", answerClientError);
+    // CONNECT (a proxy's tunnel) never reaches a handler: without a listener Node drops the socket unanswered.
+    server.on("connect", (_req, socket) => answerConnect(socket));
     server.listen(options.port, host, () => resolve(server));
     server.once("error", reject);
   });

@@ -7,7 +7,7 @@ import { createVerifyFastPath } from "../../../src/transports/http/fast-path.js"
 import {
   corsAnswer,
   defaultAllowedHosts,
-  duplicatedHeaderGuard,
+  headerCountGuard,
   endpointMethods,
   methodGuard,
   normalizeOrigin,
@@ -23,10 +23,10 @@ import { parseJsonBody } from "../../../src/transports/http/verify.js";
 
 const LOOPBACK = defaultAllowedHosts("127.0.0.1");
 
-describe("duplicatedHeaderGuard", () => {
+describe("headerCountGuard", () => {
   it("refuses a second Host, Authorization, Mcp-Session-Id or Content-Type, whatever the case", () => {
     for (const name of ["Host", "authorization", "MCP-Session-Id", "content-type"]) {
-      expect(duplicatedHeaderGuard([name, "a", "Accept", "*/*", name.toUpperCase(), "b"])).toStrictEqual({
+      expect(headerCountGuard(["Host", "h", name, "a", "Accept", "*/*", name.toUpperCase(), "b"].slice(name === "Host" ? 2 : 0), "1.1")).toStrictEqual({
         status: 400,
         code: "bad_request",
         message: `Bad Request: the ${name.toLowerCase()} header appears more than once`,
@@ -34,19 +34,25 @@ describe("duplicatedHeaderGuard", () => {
     }
   });
   it("lets other repeated headers and single ones through", () => {
-    expect(duplicatedHeaderGuard(["Accept", "a", "Accept", "b", "Host", "x", "Authorization", "Bearer y"])).toBeNull();
-    expect(duplicatedHeaderGuard([])).toBeNull();
+    expect(headerCountGuard(["Accept", "a", "Accept", "b", "Host", "x", "Authorization", "Bearer y"], "1.1")).toBeNull();
+  });
+  it("refuses an HTTP/1.1 request without Host (RFC 9112 section 3.2), not an HTTP/1.0 one", () => {
+    const missing = { status: 400, code: "bad_request", message: "Bad Request: an HTTP/1.1 request must have a Host header" };
+    expect(headerCountGuard([], "1.1")).toStrictEqual(missing);
+    expect(headerCountGuard(["Accept", "*/*"], "1.1")).toStrictEqual(missing);
+    expect(headerCountGuard([], "1.0")).toBeNull();
+    expect(headerCountGuard(["host", ""], "1.1")).toBeNull(); // present but empty: targetAndHostGuard's to judge
   });
 });
 
 describe("targetAndHostGuard", () => {
-  const hostRefusal = (message: string) => ({ status: 403, code: "forbidden", message, body: { jsonrpc: "2.0", error: { code: -32000, message }, id: null } });
+  const hostRefusal = (message: string) => ({ status: 403, code: "forbidden", message });
 
   it("takes the loopback names, port-agnostic, by default on loopback", () => {
     expect(LOOPBACK).toStrictEqual(["localhost", "127.0.0.1", "[::1]"]);
     for (const host of ["127.0.0.1:3000", "localhost", "[::1]:8080", "LOCALHOST:1"]) expect(targetAndHostGuard("/mcp", host, LOOPBACK), host).toBeNull();
   });
-  it("refuses another Host, a missing one and one that is not a host, in the SDK's JSON-RPC shape", () => {
+  it("refuses another Host, a missing one and one that is not a host", () => {
     expect(targetAndHostGuard("/mcp", "evil.example:3000", LOOPBACK)).toStrictEqual(hostRefusal("Invalid Host: evil.example"));
     expect(targetAndHostGuard("/mcp", undefined, LOOPBACK)).toStrictEqual(hostRefusal("Missing Host header"));
     expect(targetAndHostGuard("/mcp", "a b", LOOPBACK)).toStrictEqual(hostRefusal("Invalid Host header: a b"));

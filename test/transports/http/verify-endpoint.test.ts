@@ -180,7 +180,7 @@ describe("POST /v1/keys/verify, per status, on the fast path and through Express
       headers: () => ({ ...json, ...bearer(gateway.key), Host: "evil.example" }),
       body: () => "{}",
       status: 403,
-      expectBody: () => ({ jsonrpc: "2.0", error: { code: -32000, message: "Invalid Host: evil.example" }, id: null }),
+      expectBody: () => ({ error: { code: "forbidden", message: "Invalid Host: evil.example", errors: [] } }),
     },
     {
       name: "403 a foreign Origin",
