@@ -1,5 +1,6 @@
 import type * as z from "zod";
 import { echoValue, internalErrorBody, ServiceError, validationError, type ErrorBody, type FieldError } from "../service/errors.js";
+import { deniedCallMessage, mayCallTool } from "./access.js";
 import type { ToolContext, ToolDefinition } from "./tool.js";
 
 export interface ToolCallResult {
@@ -15,6 +16,8 @@ export interface ToolCallOutcome {
   errorCode: string | null;
   /** An unexpected failure, for the operator's log only: the caller sees internal_error. */
   fault?: unknown;
+  /** Set when the principal lacks the tool's scope: the call was refused before its arguments were read. */
+  denied?: { neededScope: string; auditFault?: unknown };
 }
 
 /** Maps zod's issues to one entry per offending field, naming unknown fields too. */
@@ -54,17 +57,31 @@ export const errorResult = (body: ErrorBody): ToolCallResult => ({
 });
 
 /**
- * Runs one tool call: validates the arguments against the input schema (our own
- * validation_error body, not the SDK's), runs the handler, and checks the result against the
- * output schema before it leaves.
+ * The one pipeline of a tool call: may the principal call it (its declared scope; a refusal is
+ * written to the audit log), parse the arguments against the input schema (keywarden's own
+ * validation_error body, not the SDK's), run the handler, check the result against the output
+ * schema before it leaves, and map every failure to an error result.
  */
-export async function callTool(tool: ToolDefinition, rawArgs: unknown, context: ToolContext): Promise<ToolCallOutcome> {
+export async function callTool(tool: ToolDefinition, rawArgs: unknown, request: Omit<ToolContext, "mayCall">): Promise<ToolCallOutcome> {
+  const { principal, service } = request;
+  if (!mayCallTool(principal, tool)) {
+    const auditFault = await service.recordDeniedCall(principal, { tool: tool.name, needed_scope: tool.scope }).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error("recordDeniedCall failed"),
+    );
+    const error = new ServiceError("forbidden", deniedCallMessage(principal, tool), [
+      { key: "scopes", message: `needs ${tool.scope}`, value: (principal.scopes ?? []).join(",") },
+    ]);
+    return { result: errorResult(error.toBody()), errorCode: error.code, denied: { neededScope: tool.scope, auditFault } };
+  }
   const args = (rawArgs ?? {}) as Record<string, unknown>;
   const parsed = tool.inputSchema.safeParse(args);
   if (!parsed.success) {
     const error = validationError(fieldErrorsOf(parsed.error, args));
     return { result: errorResult(error.toBody()), errorCode: error.code };
   }
+  // The scope is checked again after a confirmation's answer, which may take a while (confirm.ts).
+  const context: ToolContext = { ...request, mayCall: (current) => mayCallTool(current, tool) };
   try {
     const output = tool.outputSchema.parse(await tool.handler(parsed.data, context)) as Record<string, unknown>;
     return {

@@ -41,5 +41,6 @@ export const createApiKeyTool = defineTool({
   inputSchema: createApiKeyInput,
   outputSchema: createApiKeyOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  scope: "tools:execute",
   handler: (input, { service, principal }) => service.createApiKey(principal, input),
 });

@@ -25,6 +25,6 @@ export const createProjectTool = defineTool({
   inputSchema: createProjectInput,
   outputSchema: projectRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-  adminOnly: true,
+  scope: "admin",
   handler: (input, { service, principal }) => service.createProject(principal, input),
 });

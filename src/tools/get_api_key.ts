@@ -25,5 +25,6 @@ export const getApiKeyTool = defineTool({
   inputSchema: getApiKeyInput,
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  scope: "tools:read",
   handler: (input, { service, principal }) => service.getApiKey(principal, input),
 });

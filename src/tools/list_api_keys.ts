@@ -39,5 +39,6 @@ export const listApiKeysTool = defineTool({
   inputSchema: listApiKeysInput,
   outputSchema: listApiKeysOutput,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  scope: "tools:read",
   handler: (input, { service, principal }) => service.listApiKeys(principal, input),
 });

@@ -30,5 +30,6 @@ export const listKeyEventsTool = defineTool({
   inputSchema: listKeyEventsInput,
   outputSchema: listKeyEventsOutput,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  scope: "tools:read",
   handler: (input, { service, principal }) => service.listKeyEvents(principal, input),
 });

@@ -21,5 +21,6 @@ export const listProjectsTool = defineTool({
   inputSchema: listProjectsInput,
   outputSchema: listProjectsOutput,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  scope: "tools:read",
   handler: async (_input, { service, principal }) => ({ projects: await service.listProjects(principal) }),
 });

@@ -25,6 +25,7 @@ export const revokeApiKeyTool = defineTool({
   inputSchema: revokeApiKeyInput,
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  scope: "tools:execute",
   handler: (input, context) =>
     context.service.revokeApiKey(
       context.principal,

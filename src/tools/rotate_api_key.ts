@@ -44,6 +44,7 @@ export const rotateApiKeyTool = defineTool({
   inputSchema: rotateApiKeyInput,
   outputSchema: rotateApiKeyOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+  scope: "tools:execute",
   handler: (input, context) =>
     context.service.rotateApiKey(
       context.principal,

@@ -41,5 +41,6 @@ export const updateApiKeyTool = defineTool({
   inputSchema: updateApiKeyInput,
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  scope: "tools:execute",
   handler: (input, { service, principal }) => service.updateApiKey(principal, input),
 });

@@ -48,8 +48,10 @@ export const verifyApiKeyTool = defineTool({
   group: "API Keys",
   inputSchema: verifyApiKeyInput,
   outputSchema: verifyApiKeyOutput,
-  // Read-only for the caller's purposes: it only records last use (a usage statistic), which
-  // changes no key's behaviour.
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  // Not read-only: a valid verification records the key's last use. Yet a tools:read key may call
+  // it: checking a key changes no key's behaviour (README, Tools), and the scope is declared here,
+  // not inferred from the hint.
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  scope: "tools:read",
   handler: (input, { service }) => service.verifyApiKey(input.key, { requiredScopes: input.required_scopes }),
 });

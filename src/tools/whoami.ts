@@ -30,5 +30,6 @@ export const whoamiTool = defineTool({
   inputSchema: whoamiInput,
   outputSchema: whoamiOutput,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  scope: "tools:read",
   handler: (_input, { service, principal }) => service.whoami(principal),
 });

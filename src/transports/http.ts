@@ -563,7 +563,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
 
   // --- /mcp: Streamable HTTP ----------------------------------------------------------------------
   const newServer = (principal: Principal): McpServer =>
-    createServer({ service, principal, version, logger, principalOf: principalOfAuthInfo, tools: options.tools });
+    createServer({ service, version, logger, principalOf: ({ authInfo }) => principalOfAuthInfo(authInfo) ?? principal, tools: options.tools });
 
   /** Once a session has left the table: ends its streams (the transport's), its transport and its server. */
   async function endSession(session: Session, why: SessionCloseReason): Promise<void> {
