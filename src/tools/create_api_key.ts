@@ -1,13 +1,14 @@
 import * as z from "zod";
+import { expiryFormRule, nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 // The schemas are the contract of ../shared/spec/ to the letter: the name and date rules live in
 // the service, because keywords such as minLength or format are not in the spec.
 export const createApiKeyInput = z
   .strictObject({
-    name: z.string().describe("Name for the API key"),
+    name: withRule(z.string().describe("Name for the API key"), nameRule),
     project_reference: z.string().describe("Project ID or slug (optional for user-level key)").optional(),
-    expires_at: z.string().describe("Expiration date in ISO 8601 format").optional(),
+    expires_at: withRule(z.string().describe("Expiration date in ISO 8601 format"), expiryFormRule).optional(),
   })
   .describe("Input schema for the create_api_key tool.");
 

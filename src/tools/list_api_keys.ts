@@ -8,7 +8,7 @@ export const listApiKeysInput = z
     project_reference: z.string().describe("Only this project's keys (id or slug).").optional(),
     status: z.enum(KEY_STATUS_FILTERS).describe("Default active; all: any status.").optional(),
     limit: pageLimitSchema,
-    cursor: cursorSchema,
+    cursor: cursorSchema("keys"),
   })
   .describe("Filters and paging.");
 

@@ -6,7 +6,7 @@ export const listKeyEventsInput = z
   .strictObject({
     key_id: z.string().describe("Only this key's events (key_…).").optional(),
     limit: pageLimitSchema,
-    cursor: cursorSchema,
+    cursor: cursorSchema("events"),
   })
   .describe("Filter and paging.");
 

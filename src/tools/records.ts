@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { cursorRule, pageLimitRule, withRule } from "./rules.js";
 
 // Output shapes shared by several tools. Every field is required; the ones that can be absent are
 // nullable, so a client always sees the same keys.
@@ -70,6 +71,7 @@ export const keyEventSchema = z
 
 export const nextCursorSchema = z.string().nullable().describe("Next page's cursor; null: none.");
 
-export const pageLimitSchema = z.number().int().describe("1-100, default 50.").optional();
+export const pageLimitSchema = withRule(z.number().int().describe("1-100, default 50."), pageLimitRule).optional();
 
-export const cursorSchema = z.string().describe("A next_cursor (opaque).").optional();
+export const cursorSchema = (kind: "keys" | "events") =>
+  withRule(z.string().describe("A next_cursor (opaque)."), cursorRule(kind)).optional();

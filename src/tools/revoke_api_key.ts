@@ -1,12 +1,13 @@
 import * as z from "zod";
 import { keyStopConfirmation } from "./confirm.js";
 import { apiKeyRecordSchema } from "./records.js";
+import { nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const revokeApiKeyInput = z
   .strictObject({
     id: z.string().describe("Key id (key_…)."),
-    reason: z.string().describe("Why, 1-255 characters; kept in the record and audit log.").optional(),
+    reason: withRule(z.string().describe("Why, 1-255 characters; kept in the record and audit log."), nameRule).optional(),
   })
   .describe("The key to revoke.");
 

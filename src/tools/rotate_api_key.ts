@@ -1,16 +1,16 @@
 import * as z from "zod";
 import { keyStopConfirmation } from "./confirm.js";
 import { createApiKeyOutput } from "./create_api_key.js";
+import { graceRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const rotateApiKeyInput = z
   .strictObject({
     id: z.string().describe("Key id (key_…)."),
-    grace_period_seconds: z
-      .number()
-      .int()
-      .describe("Seconds the old key keeps working, 0-2592000 (30 days); default 0.")
-      .optional(),
+    grace_period_seconds: withRule(
+      z.number().int().describe("Seconds the old key keeps working, 0-2592000 (30 days); default 0."),
+      graceRule,
+    ).optional(),
   })
   .describe("The key to replace.");
 

@@ -1,17 +1,18 @@
 import * as z from "zod";
 import { apiKeyRecordSchema, scopeList } from "./records.js";
+import { descriptionRule, expiryFormRule, nameRule, scopesRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const updateApiKeyInput = z
   .strictObject({
     id: z.string().describe("Key id (key_…)."),
-    name: z.string().describe("1-255 characters.").optional(),
-    description: z.string().nullable().describe("1-1000 characters; null clears it.").optional(),
-    scopes: scopeList("1-50 scopes; only an admin may add any.").optional(),
-    expires_at: z
-      .string()
-      .describe("ISO 8601 with offset, in the future, within the server's maximum; later only for an admin.")
-      .optional(),
+    name: withRule(z.string().describe("1-255 characters."), nameRule).optional(),
+    description: withRule(z.string().nullable().describe("1-1000 characters; null clears it."), descriptionRule).optional(),
+    scopes: withRule(scopeList("1-50 scopes; only an admin may add any."), scopesRule).optional(),
+    expires_at: withRule(
+      z.string().describe("ISO 8601 with offset, in the future, within the server's maximum; later only for an admin."),
+      expiryFormRule,
+    ).optional(),
   })
   .describe("The key and at least one change.");
 

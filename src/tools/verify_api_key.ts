@@ -1,11 +1,12 @@
 import * as z from "zod";
 import { nullableScopeList, scopeList } from "./records.js";
+import { requiredScopesRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const verifyApiKeyInput = z
   .strictObject({
     key: z.string().describe("The full key; never echoed or logged."),
-    required_scopes: scopeList("Scopes the key must all hold (exact; admin implies none).").optional(),
+    required_scopes: withRule(scopeList("Scopes the key must all hold (exact; admin implies none)."), requiredScopesRule).optional(),
   })
   .describe("The key to check.");
 
