@@ -104,6 +104,8 @@ export async function callTool(tool: ToolDefinition, rawArgs: unknown, request: 
     return {
       result: { content: [{ type: "text", text: JSON.stringify(output) }], structuredContent: output },
       errorCode: null,
+      // A rule the tool names but the service no longer applies: the call did happen, so say so to the operator.
+      ...(ruleErrors.length > 0 ? { fault: new Error(`${tool.name}: the service accepted what a rule of tools/rules.ts refused`) } : {}),
     };
   } catch (error) {
     if (error instanceof ServiceError && error.code === "validation_error" && ruleErrors.length > 0) {
