@@ -83,6 +83,10 @@ export function createServer({
   logger,
   confirmationTimeoutMs = CONFIRMATION_TIMEOUT_MS,
 }: CreateServerOptions): Server {
+  // Plain-JavaScript callers of 0.1 passed `principal`: say what replaced it rather than fail on the first request.
+  if (typeof principalOf !== "function") {
+    throw new TypeError("createServer needs principalOf(request) => Principal; over stdio pass principalOf: () => principal");
+  }
   const server = new Server(
     { name: "keywarden", title: "keywarden", version },
     {

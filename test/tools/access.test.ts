@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../../src/service/principal.js";
 import { holdsAnyScope, MCP_SCOPES, mayCallTool, VERIFY_ENDPOINT_SCOPES } from "../../src/tools/access.js";
+import { createServer } from "../../src/server.js";
 import { allTools } from "../../src/tools/index.js";
 import { connectClient, openHarness } from "../helpers/harness.js";
 
@@ -78,6 +79,17 @@ describe("tool access by scope", () => {
       ]);
       expect(harness.store.db.prepare("SELECT count(*) AS n FROM api_keys").get()).toEqual({ n: 0 });
       await client.close();
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it("refuses createServer options without principalOf, naming what replaced 0.1's principal", async () => {
+    const harness = await openHarness();
+    try {
+      expect(() => createServer({ service: harness.service, principal: harness.principal, version: "test" } as never)).toThrow(
+        "createServer needs principalOf(request) => Principal; over stdio pass principalOf: () => principal",
+      );
     } finally {
       await harness.close();
     }
