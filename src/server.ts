@@ -1,19 +1,20 @@
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import {
   CallToolRequestSchema,
   ElicitResultSchema,
   ErrorCode,
   ListToolsRequestSchema,
   McpError,
+  type ServerNotification,
+  type ServerRequest,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { redactTokenSecrets } from "./keys/token.js";
-import { ServiceError } from "./service/errors.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
-import { deniedCallMessage, mayCallTool, scopeNeededFor } from "./tools/access.js";
-import { callTool, errorResult } from "./tools/call.js";
+import { mayCallTool } from "./tools/access.js";
+import { callTool } from "./tools/call.js";
 import { allTools } from "./tools/index.js";
 import { toJsonSchema, type ToolDefinition } from "./tools/tool.js";
 
@@ -24,17 +25,20 @@ export interface ServerLogger {
   error(object: Record<string, unknown>, message: string): void;
 }
 
+/** What the SDK tells a request handler about its request (its authInfo, session, HTTP headers). */
+export type McpRequest = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
 export interface CreateServerOptions {
   service: KeyService;
-  principal: Principal;
+  /**
+   * Who is acting in one request, asked for every tools/list and tools/call: over stdio always the
+   * local principal (`() => principal`); over HTTP the bearer key's, with its current scopes and
+   * the client's address, which the HTTP transport left in the request (`request.authInfo`).
+   */
+  principalOf: (request: McpRequest) => Principal;
   version: string;
   tools?: readonly ToolDefinition[];
   logger?: ServerLogger;
-  /**
-   * The principal of one request when the transport authenticated it (HTTP: the bearer key, with
-   * its current scopes and the client's address); `principal` otherwise.
-   */
-  principalOf?: (authInfo: AuthInfo | undefined) => Principal | undefined;
   /** How long a confirmation question waits for an answer; CONFIRMATION_TIMEOUT_MS unless a test says otherwise. */
   confirmationTimeoutMs?: number;
 }
@@ -67,19 +71,22 @@ export function toolListing(tool: ToolDefinition): Tool {
 }
 
 /**
- * An MCP server for one principal. It uses the SDK's low-level Server with its own small tool
- * registry, so that argument validation answers with keywarden's validation_error body. A key's
- * scopes decide which tools it sees and may call (tools/access.ts).
+ * An MCP server. It uses the SDK's low-level Server with its own small tool registry, so that
+ * argument validation answers with keywarden's validation_error body. The acting principal's
+ * scopes decide which tools it sees and may call (tools/access.ts, tools/call.ts).
  */
 export function createServer({
   service,
-  principal,
+  principalOf,
   version,
   tools = allTools,
   logger,
-  principalOf,
   confirmationTimeoutMs = CONFIRMATION_TIMEOUT_MS,
 }: CreateServerOptions): Server {
+  // Plain-JavaScript callers of 0.1 passed `principal`: say what replaced it rather than fail on the first request.
+  if (typeof principalOf !== "function") {
+    throw new TypeError("createServer needs principalOf(request) => Principal; over stdio pass principalOf: () => principal");
+  }
   const server = new Server(
     { name: "keywarden", title: "keywarden", version },
     {
@@ -90,28 +97,15 @@ export function createServer({
   );
   const byName = new Map(tools.map((tool) => [tool.name, tool]));
 
-  const actingPrincipal = (authInfo: AuthInfo | undefined): Principal => principalOf?.(authInfo) ?? principal;
-
   server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
-    const acting = actingPrincipal(extra.authInfo);
+    const acting = principalOf(extra);
     return { tools: tools.filter((tool) => mayCallTool(acting, tool)).map(toolListing) };
   });
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name);
     if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${redactTokenSecrets(request.params.name)}`);
-    const acting = actingPrincipal(extra.authInfo);
-    if (!mayCallTool(acting, tool)) {
-      const needed = scopeNeededFor(tool);
-      logger?.info({ tool: tool.name, key: acting.keyId, needed }, "tool call denied");
-      await service
-        .recordDeniedCall(acting, { tool: tool.name, needed_scope: needed })
-        .catch((error: unknown) => logger?.error({ err: error }, "could not write call.denied to the audit log"));
-      const error = new ServiceError("forbidden", deniedCallMessage(acting, tool), [
-        { key: "scopes", message: `needs ${needed}`, value: (acting.scopes ?? []).join(",") },
-      ]);
-      return errorResult(error.toBody());
-    }
+    const acting = principalOf(extra);
     // A question to the person behind the client, sent as part of this call (so over HTTP it
     // travels on this call's stream). A client without elicitation cannot ask: that is a yes.
     // The call's cancellation ends the question (the SDK sends notifications/cancelled for it).
@@ -131,9 +125,12 @@ export function createServer({
       principal: acting,
       confirm,
       signal: extra.signal,
-      mayCall: (current) => mayCallTool(current, tool),
       closeStream: extra.closeSSEStream,
     });
+    if (outcome.denied !== undefined) {
+      logger?.info({ tool: tool.name, key: acting.keyId, needed: outcome.denied.neededScope }, "tool call denied");
+      if (outcome.denied.auditFault !== undefined) logger?.error({ err: outcome.denied.auditFault }, "could not write call.denied to the audit log");
+    }
     if (outcome.fault !== undefined) {
       logger?.error({ tool: tool.name, err: outcome.fault }, "tool call failed unexpectedly");
     }

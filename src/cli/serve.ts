@@ -71,7 +71,7 @@ async function runStdioServer(options: RawOptions): Promise<void> {
   const [{ createServer }, { serveStdio }] = await Promise.all([import("../server.js"), import("../transports/stdio.js")]);
   const { config, service, logger, close } = await openApp(options);
   const principal = await service.localPrincipal({ userName: config.userName, transport: "stdio", isAdmin: config.isAdmin });
-  const server = createServer({ service, principal, version: VERSION, logger });
+  const server = createServer({ service, principalOf: () => principal, version: VERSION, logger });
   await serveStdio(server, close);
   logger.info(
     { version: VERSION, db: config.databasePath, user: config.userName, admin: config.isAdmin },

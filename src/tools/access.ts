@@ -19,21 +19,12 @@ export function holdsAnyScope(principal: Principal, scopes: readonly string[]): 
 }
 
 /**
- * The scope a key needs to call this tool: admin-only tools need `admin`; read-only tools
- * `tools:read`; the rest `tools:execute`. `admin` implies both.
- */
-export function scopeNeededFor(tool: ToolDefinition): string {
-  if (tool.adminOnly === true) return SCOPE_ADMIN;
-  return tool.annotations.readOnlyHint ? SCOPE_TOOLS_READ : SCOPE_TOOLS_EXECUTE;
-}
-
-/**
- * Whether the principal may call (and see) the tool: one rule for every transport. Admin-only
- * tools need an admin (an `admin` key over HTTP, `--admin` over stdio); other tools need the
- * scope scopeNeededFor names, and a principal without a key (stdio, the CLI) holds both.
+ * Whether the principal may call (and see) the tool: one rule for every transport. The tool
+ * declares the scope it needs (ToolDefinition.scope); a principal without a key (stdio, the CLI)
+ * holds every scope but admin, unless started as an admin (service/access.ts holdsScope).
  */
 export function mayCallTool(principal: Principal, tool: ToolDefinition): boolean {
-  return holdsScope(principal, scopeNeededFor(tool));
+  return holdsScope(principal, tool.scope);
 }
 
 /**
@@ -41,7 +32,7 @@ export function mayCallTool(principal: Principal, tool: ToolDefinition): boolean
  * or, for a principal without a key (stdio), starting keywarden as an admin (README, Configuration).
  */
 export function deniedCallMessage(principal: Principal, tool: ToolDefinition): string {
-  const needed = scopeNeededFor(tool);
+  const needed = tool.scope;
   if (principal.scopes === null) {
     return `${tool.name} is for admins: start keywarden with --admin or KEYWARDEN_ADMIN=1 to act as one`;
   }

@@ -1,13 +1,14 @@
 import * as z from "zod";
+import { expiryFormRule, nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 // The schemas are the contract of ../shared/spec/ to the letter: the name and date rules live in
 // the service, because keywords such as minLength or format are not in the spec.
 export const createApiKeyInput = z
   .strictObject({
-    name: z.string().describe("Name for the API key"),
+    name: withRule(z.string().describe("Name for the API key"), nameRule),
     project_reference: z.string().describe("Project ID or slug (optional for user-level key)").optional(),
-    expires_at: z.string().describe("Expiration date in ISO 8601 format").optional(),
+    expires_at: withRule(z.string().describe("Expiration date in ISO 8601 format"), expiryFormRule).optional(),
   })
   .describe("Input schema for the create_api_key tool.");
 
@@ -31,15 +32,13 @@ export const createApiKeyTool = defineTool({
   name: "create_api_key",
   title: "Create API key",
   description:
-    "Create a new API key for the acting user, either user-level or for a project (by id or slug). " +
-    "The full key is returned only in this response: store it now, it cannot be shown again. " +
-    "Without expires_at the key expires after the server's default period; expires_at must be an " +
-    "ISO 8601 date-time with offset, in the future and within the server's maximum. Scopes come from " +
-    "the project's default scopes or the user-level defaults. Fails with max_keys_reached when the " +
-    "user already holds the maximum number of active keys.",
+    "Create an API key, user-level or for a project (id or slug), with its default scopes. The key is " +
+    "shown only here: store it now. expires_at: ISO 8601 with offset, in the future, within the server's " +
+    "maximum (default: its period). max_keys_reached: too many active keys.",
   group: "API Keys",
   inputSchema: createApiKeyInput,
   outputSchema: createApiKeyOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  scope: "tools:execute",
   handler: (input, { service, principal }) => service.createApiKey(principal, input),
 });

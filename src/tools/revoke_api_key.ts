@@ -1,30 +1,28 @@
 import * as z from "zod";
 import { keyStopConfirmation } from "./confirm.js";
 import { apiKeyRecordSchema } from "./records.js";
+import { nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const revokeApiKeyInput = z
   .strictObject({
-    id: z.string().describe("The id (key_…) of the key to revoke."),
-    reason: z.string().describe("Why the key is revoked, 1-255 characters; kept in the record and the audit log.").optional(),
+    id: z.string().describe("Key id (key_…)."),
+    reason: withRule(z.string().describe("Why, 1-255 characters; kept in the record and audit log."), nameRule).optional(),
   })
-  .describe("Input schema for the revoke_api_key tool.");
+  .describe("The key to revoke.");
 
 export const revokeApiKeyTool = defineTool({
   name: "revoke_api_key",
   title: "Revoke API key",
   description:
-    "Revoke a key: from now on it is refused everywhere, and this cannot be undone. Returns the " +
-    "record with status revoked. Revoking an already revoked key is not an error: the record comes " +
-    "back unchanged (the first revocation time and reason stay). Revoking a key in its rotation " +
-    "grace period ends the grace period now; revoking a rotated key's successor ends its predecessor's grace too. A client that supports elicitation is asked to have " +
-    "the user confirm first. Errors: validation_error for a bad reason; not_found for an unknown id " +
-    "or another user's key; forbidden when you do not hold every scope of the key (the message names " +
-    "the missing ones); confirmation_declined when the user says no (nothing is changed).",
+    "Revoke a key for good: refused everywhere from now on (ends a rotation grace; revoking a " +
+    "successor ends its predecessor's grace too). Revoking again returns it unchanged. The user may " +
+    "be asked: confirmation_declined changes nothing. forbidden: a key with scopes you lack.",
   group: "API Keys",
   inputSchema: revokeApiKeyInput,
   outputSchema: apiKeyRecordSchema,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  scope: "tools:execute",
   handler: (input, context) =>
     context.service.revokeApiKey(
       context.principal,

@@ -2,6 +2,12 @@ import * as z from "zod";
 import type { KeyService } from "../service/service.js";
 import type { Principal } from "../service/principal.js";
 
+/**
+ * The scope a key needs to see and call a tool (README, Tools): declared by each tool, never
+ * inferred from its annotations, which are hints for the client's UI. `admin` implies the others.
+ */
+export type ToolScope = "tools:read" | "tools:execute" | "admin";
+
 export interface ToolContext {
   service: KeyService;
   principal: Principal;
@@ -14,7 +20,7 @@ export interface ToolContext {
   confirm?: (message: string) => Promise<boolean>;
   /** The call's cancellation (the client gave up: notifications/cancelled, or its time-out). */
   signal?: AbortSignal;
-  /** Whether a principal may call this tool (its scope): checked again after a confirmation's answer. */
+  /** Whether a principal may call this tool (its scope), set by callTool: checked again after a confirmation's answer. */
   mayCall?: (principal: Principal) => boolean;
   /**
    * Ends this call's SSE stream before its result (polling, as the MCP Streamable HTTP transport
@@ -42,8 +48,8 @@ export interface ToolDefinition<Input extends z.ZodObject = z.ZodObject, Output 
   inputSchema: Input;
   outputSchema: Output;
   annotations: ToolAnnotations;
-  /** Only admins may call it; a key without `admin` does not see it in tools/list. */
-  adminOnly?: boolean;
+  /** Who may see and call it (tools/access.ts); a principal without it does not see it in tools/list. */
+  scope: ToolScope;
   handler(input: z.output<Input>, context: ToolContext): Promise<z.input<Output>>;
 }
 
@@ -54,9 +60,13 @@ export function defineTool<Input extends z.ZodObject, Output extends z.ZodObject
   return tool as unknown as ToolDefinition;
 }
 
-/** The draft-07 JSON Schema that tools/list shows and schemas/ holds. */
+/**
+ * The draft-07 JSON Schema that tools/list shows and schemas/ holds. Keys are in the order of
+ * the published create_api_key schemas (description, then $schema, last in each object), so
+ * that those two files come out byte for byte.
+ */
 export function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
-  return z.toJSONSchema(schema, {
+  return lastKeysLast(z.toJSONSchema(schema, {
     target: "draft-7",
     override: ({ jsonSchema }) => {
       // z.number().int() adds the safe-integer bounds; they say nothing to a client, and the
@@ -66,5 +76,28 @@ export function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
         if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
       }
     },
-  }) as Record<string, unknown>;
+  })) as Record<string, unknown>;
+}
+
+const LAST_KEYWORDS = ["description", "$schema"];
+const SCHEMA_MAPS = new Set(["properties", "definitions", "patternProperties"]);
+const SUBSCHEMAS = new Set(["items", "additionalProperties", "propertyNames", "not"]);
+const SUBSCHEMA_LISTS = new Set(["anyOf", "oneOf", "allOf"]);
+
+/** One schema with `description` and `$schema` moved last, at every depth (names in `properties` stay as they are). */
+function lastKeysLast(schema: unknown): unknown {
+  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) return schema;
+  const entries = Object.entries(schema).map(([keyword, value]): [string, unknown] => {
+    if (SCHEMA_MAPS.has(keyword)) {
+      return [keyword, Object.fromEntries(Object.entries(value as object).map(([name, child]) => [name, lastKeysLast(child)]))];
+    }
+    if (SUBSCHEMAS.has(keyword)) return [keyword, lastKeysLast(value)];
+    if (SUBSCHEMA_LISTS.has(keyword)) return [keyword, (value as unknown[]).map(lastKeysLast)];
+    return [keyword, value];
+  });
+  const last = (keyword: string) => LAST_KEYWORDS.indexOf(keyword);
+  return Object.fromEntries([
+    ...entries.filter(([keyword]) => last(keyword) < 0),
+    ...LAST_KEYWORDS.flatMap((keyword) => entries.filter(([other]) => other === keyword)),
+  ]);
 }

@@ -79,6 +79,7 @@ describe("MCP conformance: server-sse-polling (priming event, retry, Last-Event-
     inputSchema: z.object({}).strict(),
     outputSchema: z.object({ resumed: z.boolean() }).strict(),
     annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    scope: "tools:read",
     handler: async (_input, context) => {
       context.closeStream?.();
       return { resumed: context.closeStream !== undefined };

@@ -130,7 +130,7 @@ const principal = await service.localPrincipal({ userName: "consumer", transport
 const gateway = await service.createApiKey(principal, { name: "gateway", scopes: ["keys:verify"] });
 const out = { library: (await verifyApiKey(store, gateway.key)).code };
 
-const server = createServer({ service, principal, version: "0" });
+const server = createServer({ service, principalOf: () => principal, version: "0" });
 const client = new Client({ name: "consumer", version: "0" });
 const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
 await Promise.all([client.connect(clientSide), server.connect(serverSide)]);

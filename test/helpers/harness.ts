@@ -75,7 +75,7 @@ export type ElicitationAnswer = (request: ElicitRequest) => Promise<ElicitResult
  * the client declares the elicitation capability and answers questions with it.
  */
 export async function connectClient(service: KeyService, principal: Principal, answerElicitation?: ElicitationAnswer): Promise<Client> {
-  const server = createServer({ service, principal, version: "test" });
+  const server = createServer({ service, principalOf: () => principal, version: "test" });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   await server.connect(serverTransport);
   const client = new Client({ name: "keywarden-test", version: "0" }, answerElicitation ? { capabilities: { elicitation: {} } } : {});

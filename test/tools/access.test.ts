@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../../src/service/principal.js";
 import { holdsAnyScope, MCP_SCOPES, mayCallTool, VERIFY_ENDPOINT_SCOPES } from "../../src/tools/access.js";
+import { createServer } from "../../src/server.js";
 import { allTools } from "../../src/tools/index.js";
 import { connectClient, openHarness } from "../helpers/harness.js";
 
@@ -26,6 +27,28 @@ describe("tool access by scope", () => {
     expect(callable(principal(["keys:verify", "orders:read"]))).toEqual([]);
   });
 
+  it("takes each tool's scope from its definition, not from its readOnlyHint", () => {
+    // verify_api_key records a key's last use (not read-only), yet checking a key is a reader's call.
+    const verify = allTools.find((tool) => tool.name === "verify_api_key")!;
+    expect(verify.annotations.readOnlyHint).toBe(false);
+    expect(verify.scope).toBe("tools:read");
+    expect(mayCallTool(principal(["tools:read"]), verify)).toBe(true);
+    expect(mayCallTool(principal(["tools:execute"]), verify)).toBe(false);
+    expect(Object.fromEntries(allTools.map((tool) => [tool.name, tool.scope]))).toEqual({
+      create_api_key: "tools:execute",
+      list_api_keys: "tools:read",
+      get_api_key: "tools:read",
+      update_api_key: "tools:execute",
+      rotate_api_key: "tools:execute",
+      revoke_api_key: "tools:execute",
+      verify_api_key: "tools:read",
+      whoami: "tools:read",
+      list_projects: "tools:read",
+      create_project: "admin",
+      list_key_events: "tools:read",
+    });
+  });
+
   it("applies the same rule to a caller without a key (stdio): every tool but the admin-only ones, unless an admin", () => {
     expect(callable(principal(null))).toEqual(allTools.map((tool) => tool.name).filter((name) => name !== "create_project"));
     expect(callable(principal(null, true))).toHaveLength(allTools.length);
@@ -46,7 +69,7 @@ describe("tool access by scope", () => {
       const reader = { ...harness.principal, keyId: "key_reader", scopes: ["tools:read"], transport: "http" as const };
       const client = await connectClient(harness.service, reader);
       const { tools } = await client.listTools();
-      expect(tools.every((tool) => tool.annotations?.readOnlyHint === true)).toBe(true);
+      expect(tools.map((tool) => tool.name)).toEqual(["list_api_keys", "get_api_key", "verify_api_key", "whoami", "list_projects", "list_key_events"]);
       const result = await client.callTool({ name: "create_api_key", arguments: { name: "nope" } });
       expect(result.isError).toBe(true);
       expect(JSON.parse((result.content as { text: string }[])[0]!.text).error.code).toBe("forbidden");
@@ -56,6 +79,17 @@ describe("tool access by scope", () => {
       ]);
       expect(harness.store.db.prepare("SELECT count(*) AS n FROM api_keys").get()).toEqual({ n: 0 });
       await client.close();
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it("refuses createServer options without principalOf, naming what replaced 0.1's principal", async () => {
+    const harness = await openHarness();
+    try {
+      expect(() => createServer({ service: harness.service, principal: harness.principal, version: "test" } as never)).toThrow(
+        "createServer needs principalOf(request) => Principal; over stdio pass principalOf: () => principal",
+      );
     } finally {
       await harness.close();
     }

@@ -122,7 +122,7 @@ async function observedClient(
     info: () => {},
     error: () => {},
   };
-  const server = createServer({ service: harness.service, principal, version: "test", logger, confirmationTimeoutMs });
+  const server = createServer({ service: harness.service, principalOf: () => principal, version: "test", logger, confirmationTimeoutMs });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   await server.connect(serverTransport);
   const client = new Client({ name: "keywarden-test", version: "0" }, { capabilities: { elicitation: {} } });

@@ -58,7 +58,7 @@ const EXPECTED = {
   update_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: true, idempotentHint: true },
   rotate_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: true, idempotentHint: false },
   revoke_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: true, idempotentHint: true },
-  verify_api_key: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  verify_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: false, idempotentHint: true },
   whoami: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   list_projects: { group: "Projects", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   create_project: { group: "Projects", readOnlyHint: false, destructiveHint: false, idempotentHint: false },
@@ -139,11 +139,12 @@ describe("tool definitions", () => {
     }
   });
 
-  it("keeps create_api_key's schemas exactly the external contract", () => {
+  it("keeps create_api_key's schemas exactly the external contract, byte for byte, in schemas/ and in tools/list", async () => {
+    const listed = (await client.listTools()).tools.find((tool) => tool.name === "create_api_key")!;
     for (const kind of ["input", "output"] as const) {
-      const spec = JSON.parse(readFileSync(join(process.cwd(), "test/fixtures/spec", `create_api_key.${kind}.schema.json`), "utf8"));
-      const tool = allTools.find((candidate) => candidate.name === "create_api_key")!;
-      expect(toJsonSchema(kind === "input" ? tool.inputSchema : tool.outputSchema)).toEqual(spec);
+      const spec = readFileSync(join(process.cwd(), "test/fixtures/spec", `create_api_key.${kind}.schema.json`), "utf8");
+      expect(readFileSync(join(process.cwd(), "schemas", `create_api_key.${kind}.schema.json`), "utf8")).toBe(spec);
+      expect(`${JSON.stringify(kind === "input" ? listed.inputSchema : listed.outputSchema, null, 2)}\n`).toBe(spec);
     }
   });
 

@@ -40,7 +40,7 @@ describe("a lone surrogate, however the transport decodes it", () => {
   async function stdioServer() {
     const stdin = new PassThrough();
     const stdout = new PassThrough();
-    const server = createServer({ service: world.harness.service, principal: world.alice, version: "test" });
+    const server = createServer({ service: world.harness.service, principalOf: () => world.alice, version: "test" });
     await server.connect(new StdioServerTransport(stdin, stdout));
     const answers = new Map<number, unknown>();
     const waiting = new Map<number, (answer: unknown) => void>();

@@ -86,7 +86,8 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     onWatchError: (error) => logger.error({ err: error }, "sessions: could not re-read the keys that own them"),
   });
   const refuse = (res: ServerResponse, answer: Refusal) => writeRefusal(res, MCP_PATH, answer);
-  const newServer = (principal: Principal): McpServer => createServer({ service, principal, version, logger, principalOf, tools });
+  const newServer = (principal: Principal): McpServer =>
+    createServer({ service, version, logger, tools, principalOf: ({ authInfo }) => principalOf(authInfo) ?? principal });
 
   /** Once a session has left the table: ends its streams (the transport's), its transport and its server. */
   async function endSession(session: Session, why: SessionCloseReason): Promise<void> {

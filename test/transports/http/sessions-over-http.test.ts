@@ -149,6 +149,7 @@ describe("SSE resumability (Last-Event-ID)", () => {
       inputSchema: z.object({}).strict(),
       outputSchema: z.object({ opened: z.boolean() }).strict(),
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      scope: "tools:read",
       handler: async () => {
         await gate;
         setImmediate(finished);
