@@ -1,9 +1,22 @@
 import { isAdminScopes } from "./access.js";
 import type { ServiceContext } from "./context.js";
-import { ServiceError } from "./errors.js";
+import { echoValue, ServiceError } from "./errors.js";
 import type { Principal } from "./principal.js";
-import { statusOf } from "./records.js";
+import { statusOf, type ApiKeyRecord } from "./records.js";
 import type { ConfirmKeyStop } from "./types.js";
+
+/**
+ * Asks before a working key stops (README, Confirmation): anything but a yes is
+ * confirmation_declined, and nothing has been changed when it throws.
+ */
+export async function confirmKeyStop(confirmStop: ConfirmKeyStop, key: ApiKeyRecord): Promise<void> {
+  const answer = await confirmStop.ask(key);
+  if (answer === "accepted") return;
+  const why = answer === "declined" ? "the user declined" : "the client gave no answer to the confirmation request";
+  throw new ServiceError("confirmation_declined", `${why}; nothing was changed`, [
+    { key: "id", message: answer === "declined" ? "declined" : "not_confirmed", value: echoValue(key.id) },
+  ]);
+}
 
 /**
  * The acting principal as it is after a confirmation's answer (README, Confirmation), which may

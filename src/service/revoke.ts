@@ -3,7 +3,7 @@ import type { Instant } from "../store/instants.js";
 import type { ApiKeyRow, CurrentRows, Decision, KeyUpdate, PlannedEvent } from "../store/types.js";
 import { actOnRefusal, assertMayActOn, maySee } from "./access.js";
 import { cutPredecessorGrace, keyAndPredecessor } from "./chain.js";
-import { actingAfterAnswer } from "./confirm.js";
+import { actingAfterAnswer, confirmKeyStop } from "./confirm.js";
 import { decide, eventBy, notFound, throwIfCancelled, visibleKey, type ServiceContext } from "./context.js";
 import { validationError, type FieldError, type ServiceError } from "./errors.js";
 import type { Principal } from "./principal.js";
@@ -57,7 +57,7 @@ export async function revokeApiKey(ctx: ServiceContext, principal: Principal, in
   const asked = ctx.clock();
   let acting = principal;
   if (confirmStop !== undefined && statusOf(current, asked) === "active") {
-    await confirmStop.ask(toApiKeyRecord(current, asked));
+    await confirmKeyStop(confirmStop, toApiKeyRecord(current, asked));
     acting = await actingAfterAnswer(ctx, principal, confirmStop);
     if (!maySee(acting, current)) throw notFound("id", input.id);
   }

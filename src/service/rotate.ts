@@ -4,7 +4,7 @@ import { isLaterExpiry, keyStatusAt, MAX_INSTANT_MS, toInstant, type Instant } f
 import type { ApiKeyRow, CurrentRows, Decision, KeyUpdate, PlannedEvent } from "../store/types.js";
 import { actOnRefusal, assertMayActOn, assertMayMint, mayLengthenLife, maySee } from "./access.js";
 import { cutPredecessorGrace, keyAndPredecessor } from "./chain.js";
-import { actingAfterAnswer } from "./confirm.js";
+import { actingAfterAnswer, confirmKeyStop } from "./confirm.js";
 import { decide, eventBy, notFound, throwIfCancelled, visibleKey, type ServiceContext } from "./context.js";
 import { createdKeyOf, newKeyRow } from "./create.js";
 import { echoValue, ServiceError, validationError, type FieldError } from "./errors.js";
@@ -109,7 +109,7 @@ export async function rotateApiKey(ctx: ServiceContext, principal: Principal, in
   if (grace === 0 && confirmStop !== undefined && old.replaced_by === null) {
     const asked = ctx.clock();
     if (statusOf(old, asked) === "active") {
-      await confirmStop.ask(toApiKeyRecord(old, asked));
+      await confirmKeyStop(confirmStop, toApiKeyRecord(old, asked));
       acting = await actingAfterAnswer(ctx, principal, confirmStop);
       if (!maySee(acting, old)) throw notFound("id", input.id);
       assertMayMint(acting, ctx.config.policy);

@@ -135,8 +135,12 @@ export interface RotatedApiKey extends CreatedApiKey {
  * An answer can take a while: after it the acting principal is read again (its key may have been
  * revoked, expired or narrowed meanwhile) and checked again, `mayAct` included.
  */
+/** What became of a confirmation's question: only "accepted" lets the call go on. */
+export type ConfirmationAnswer = "accepted" | "declined" | "no_answer";
+
 export interface ConfirmKeyStop {
-  ask(key: ApiKeyRecord): Promise<void>;
+  /** Asks whoever stands behind the call whether to stop `key`; never throws. */
+  ask(key: ApiKeyRecord): Promise<ConfirmationAnswer>;
   /** The call's cancellation: it ends the question, and once it has fired nothing is written. */
   signal?: AbortSignal;
   /** The caller's own permission for the call (a tool's scope), checked again after the answer. */
