@@ -2,7 +2,7 @@ import { ADMIN_SCOPE, holdsScope } from "../service/access.js";
 import type { Principal } from "../service/principal.js";
 import type { ToolDefinition } from "./tool.js";
 
-// DESIGN section 5: what a key's scopes let it do to keywarden itself.
+// What a key's scopes let it do to keywarden itself (README, Authorization).
 export const SCOPE_TOOLS_READ = "tools:read";
 export const SCOPE_TOOLS_EXECUTE = "tools:execute";
 export const SCOPE_ADMIN = ADMIN_SCOPE;

@@ -2,7 +2,7 @@ import * as z from "zod";
 import { expiryFormRule, nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
-// The schemas are the contract of ../shared/spec/ to the letter: the name and date rules live in
+// The schemas are the published contract (test/fixtures/spec) to the letter: the name and date rules live in
 // the service, because keywords such as minLength or format are not in the spec.
 export const createApiKeyInput = z
   .strictObject({

@@ -78,7 +78,7 @@ afterAll(async () => {
 });
 
 describe("tool definitions", () => {
-  it("serves every tool of DESIGN section 6, in the registry's order", async () => {
+  it("serves every tool of the README's Tools table, in the registry's order", async () => {
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name)).toEqual(Object.keys(EXPECTED));
     expect(allTools.map((tool) => tool.name)).toEqual(Object.keys(EXPECTED));

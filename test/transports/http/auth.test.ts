@@ -167,7 +167,7 @@ describe("the one 401", () => {
     const revoked = await setup.mint(["tools:read"]);
     await setup.service.revokeApiKey(setup.admin, { id: revoked.id });
 
-    // Half a second before expiry by the service's clock, the one that decides (DESIGN "active at t"):
+    // Half a second before expiry by the service's clock, the one that decides (src/store/instants.ts, "active at t"):
     // the key works. The SDK's requireBearerAuth, with its own clock in whole seconds, said "Token has expired".
     clock.current = new Date(Date.parse(expiresAt) - 500);
     const lastSecond = await initialize(setup, expiring.key);
