@@ -33,7 +33,7 @@ export function addCreateKey(admin: Command): void {
         // stdout gets the key and nothing else; the rest is for the operator's eyes.
         print(options.json === true, created, created.key);
         if (options.json !== true) process.stderr.write(keyCreatedNotice(created, principal.userName));
-      });
+      }, { mayCreate: true });
     });
 }
 

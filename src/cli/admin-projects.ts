@@ -18,7 +18,7 @@ export function addCreateProject(admin: Command): void {
         // The service checks the scopes (and refuses an empty list), naming --scopes.
         const project = await service.createProject(principal, { slug: options.slug, name: options.name, default_scopes: parseList(options.scopes) ?? undefined });
         print(options.json === true, project, projectCreatedLine(project));
-      });
+      }, { mayCreate: true });
     });
 }
 

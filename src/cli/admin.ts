@@ -33,8 +33,14 @@ export function inFlagTerms(error: unknown, flags: FlagsByField): unknown {
   return new ServiceError(error.code, error.message, fields);
 }
 
-export async function withAdminApp<T>(options: RawOptions, flags: FlagsByField, run: (app: App, principal: Principal) => Promise<T>): Promise<T> {
-  const app = await openApp(options);
+/** Opens the App for an admin command; only the commands that bootstrap (create-key, create-project) may create the database. */
+export async function withAdminApp<T>(
+  options: RawOptions,
+  flags: FlagsByField,
+  run: (app: App, principal: Principal) => Promise<T>,
+  { mayCreate = false }: { mayCreate?: boolean } = {},
+): Promise<T> {
+  const app = await openApp(options, { mayCreate });
   try {
     const principal = await app.service.localPrincipal({ userName: app.config.userName, transport: "cli", isAdmin: true });
     return await run(app, principal);

@@ -1,5 +1,6 @@
 // The composition root: checked configuration → store → recorders → service. Every command opens
 // its App here and closes it when done; nothing else in src/cli/ builds a store or a service.
+import { existsSync } from "node:fs";
 import { destination, pino, type Logger } from "pino";
 import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from "../config/index.js";
 import { PEPPERED_ALGORITHM } from "../keys/hash.js";
@@ -23,9 +24,16 @@ export function createLogger(level: string): Logger {
   return pino({ name: "keywarden", level, base: { pid: process.pid } }, destination({ fd: 2, sync: true }));
 }
 
-export async function openApp(options: RawOptions): Promise<App> {
+/**
+ * `mayCreate: false` for commands that only read or change what is there: a mistyped --db must not
+ * leave a new, empty database behind and answer as if it were the real one.
+ */
+export async function openApp(options: RawOptions, { mayCreate = true }: { mayCreate?: boolean } = {}): Promise<App> {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
+  if (!mayCreate && config.databasePath !== ":memory:" && !existsSync(config.databasePath)) {
+    throw new ConfigError(`no database at ${config.databasePath} (--db / KEYWARDEN_DB): this command creates none; check the path`);
+  }
   const store = SqliteKeyStore.open({ path: config.databasePath });
   // Last use is written in batches, at most a second late, not with a synchronous write per verify.
   const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });

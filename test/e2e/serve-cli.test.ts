@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeTempDir } from "../helpers/harness.js";
@@ -108,6 +109,7 @@ describe("keywarden admin: users, keys, revocation and the audit log", () => {
 
   it("refuses a bad status and an unknown key with one line on stderr", () => {
     const db = tempDb();
+    expect(runCli(["admin", "create-project", "--db", db, "--slug", "seed", "--name", "seed"]).status).toBe(0);
     const cases: [string[], RegExp][] = [
       [["list-keys", "--status", "bogus"], /validation_error: .*status: must be one of active, revoked, expired, all/],
       [["revoke-key", "key_doesnotexist0000000"], /not_found: no API key with this id/],
@@ -194,3 +196,22 @@ describe("keywarden serve options", () => {
     expect(result.stderr).toMatch(/^keywarden: cannot listen on 127\.0\.0\.1 port \d+: .*EADDRINUSE.*\n$/);
   });
 });
+
+describe("keywarden admin commands that read or change what is there", () => {
+  it("refuse a --db where no database is, in one line, and create nothing", () => {
+    const { dir, cleanup } = makeTempDir();
+    cleanups.push(cleanup);
+    const missing = join(dir, "typo", "keywarden.db");
+    for (const args of [["list-keys"], ["list-users"], ["list-projects"], ["list-events"], ["revoke-key", "key_000000000000"]]) {
+      const result = runCli(["admin", ...args, "--db", missing]);
+      expect(result.status, args[0]).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toBe(`keywarden: no database at ${missing} (--db / KEYWARDEN_DB): this command creates none; check the path\n`);
+      expect(existsSync(join(dir, "typo")), args[0]).toBe(false);
+    }
+    // The bootstrap command still creates it.
+    expect(runCli(["admin", "create-key", "--db", missing, "--name", "first", "--scopes", "admin"]).status).toBe(0);
+    expect(runCli(["admin", "list-keys", "--db", missing]).status).toBe(0);
+  });
+});
+

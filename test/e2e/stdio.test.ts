@@ -179,13 +179,13 @@ describe("keywarden CLI errors", () => {
 
   it("flags beat environment values", () => {
     const db = tempDb();
-    const { status } = runCli(["admin", "list-projects", "--db", db, "--max-active-keys", "3"], { KEYWARDEN_MAX_ACTIVE_KEYS: "nope" });
+    const { status } = runCli(["admin", "create-project", "--db", db, "--slug", "p", "--name", "p", "--max-active-keys", "3"], { KEYWARDEN_MAX_ACTIVE_KEYS: "nope" });
     expect(status).toBe(0);
   });
 
   it("refuses a database from a newer keywarden without touching it", () => {
     const db = tempDb();
-    expect(runCli(["admin", "list-projects", "--db", db]).status).toBe(0);
+    expect(runCli(["admin", "create-project", "--db", db, "--slug", "p", "--name", "p"]).status).toBe(0);
     const raw = new Database(db);
     raw.pragma("user_version = 42");
     raw.close();
