@@ -1,11 +1,11 @@
 // keywarden admin create-key | list-keys | revoke-key
 import type { Command } from "commander";
-import { parseScopeList, positiveInteger } from "../config/index.js";
+import { parseName, parseScopeList, positiveInteger } from "../config/index.js";
 import type { ListApiKeysInput } from "../service/types.js";
 import { PAGE_LIMIT_MAX } from "../service/validation.js";
 import { adminCommand, everyPage, userNamesById, withAdminApp, type AdminOptions } from "./admin.js";
 import { keyCreatedNotice, keyLine, keyRevokedLine, lines, print } from "./format.js";
-import { effectiveOptions } from "./options.js";
+import { effectiveOptions, givenAsFlag } from "./options.js";
 
 export function addCreateKey(admin: Command): void {
   adminCommand(admin, "create-key")
@@ -20,8 +20,12 @@ export function addCreateKey(admin: Command): void {
     .option("--json", "print the key and its fields as JSON")
     .action((_options: unknown, command: Command) => {
       const options = effectiveOptions<AdminOptions & { name: string; scopes?: string; project?: string; expiresInDays?: string }>(command);
-      const flags = { name: "--name", project_reference: "--project", expires_in_days: "--expires-in-days", scopes: "--scopes" };
-      return withAdminApp(options, flags, async ({ service }, principal) => {
+      const flags = { name: "--name", project_reference: "--project", expires_in_days: "--expires-in-days", scopes: "--scopes", owner: "--user" };
+      // --user names the key's owner; the operator (KEYWARDEN_USER, else the OS user) stays the
+      // one who acts, and the audit log says so.
+      const owner = givenAsFlag(command, "user") && options.user !== undefined ? parseName("--user / KEYWARDEN_USER", options.user) : undefined;
+      const operator = owner === undefined ? options : { ...options, user: process.env.KEYWARDEN_USER };
+      return withAdminApp(operator, flags, async ({ service }, principal) => {
         const expiresInDays = options.expiresInDays === undefined ? undefined : positiveInteger("--expires-in-days", options.expiresInDays, 0);
         // The service makes the instant, within policy and MAX_INSTANT (src/store/instants.ts).
         const created = await service.createApiKey(principal, {
@@ -29,10 +33,11 @@ export function addCreateKey(admin: Command): void {
           project_reference: options.project,
           expires_in_days: expiresInDays,
           scopes: options.scopes === undefined ? undefined : parseScopeList("--scopes", options.scopes),
+          owner,
         });
         // stdout gets the key and nothing else; the rest is for the operator's eyes.
         print(options.json === true, created, created.key);
-        if (options.json !== true) process.stderr.write(keyCreatedNotice(created, principal.userName));
+        if (options.json !== true) process.stderr.write(keyCreatedNotice(created, owner ?? principal.userName));
       }, { mayCreate: true });
     });
 }

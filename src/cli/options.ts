@@ -35,3 +35,11 @@ export function effectiveOptions<T>(command: Command): T {
   }
   return merged as T;
 }
+
+/** Whether the option was given as a flag on the command line, at any level (not from the environment). */
+export function givenAsFlag(command: Command, key: string): boolean {
+  for (let current: Command | null = command; current; current = current.parent) {
+    if (current.getOptionValueSource(key) === "cli") return true;
+  }
+  return false;
+}

@@ -4,7 +4,7 @@ import { newApiKeyId } from "../keys/ids.js";
 import { generateToken } from "../keys/token.js";
 import type { Instant } from "../store/instants.js";
 import type { ApiKeyRow, CurrentRows, Decision } from "../store/types.js";
-import { assertHoldsScopes, assertMayMint, grantableScopes } from "./access.js";
+import { assertAdmin, assertHoldsScopes, assertMayMint, grantableScopes } from "./access.js";
 import { checkKeyScopes, decide, eventBy, projectOf, type ServiceContext } from "./context.js";
 import { echoValue, ServiceError, validationError, type FieldError } from "./errors.js";
 import type { Policy } from "./policy.js";
@@ -48,7 +48,13 @@ export async function createApiKey(ctx: ServiceContext, principal: Principal, in
   const name = checkName("name", input.name, errors);
   const expiresAt = newKeyExpiry(policy, input, now, errors);
   const requested = input.scopes === undefined ? undefined : checkKeyScopes("scopes", input.scopes, errors);
+  const ownerName = input.owner === undefined ? undefined : checkName("owner", input.owner, errors);
   if (errors.length > 0) throw validationError(errors);
+  let owner = principal.userId;
+  if (ownerName !== undefined && ownerName !== principal.userName) {
+    assertAdmin(principal, "creating a key for another user");
+    owner = (await ctx.store.ensureUser(principal.organizationId, ownerName, now.toISOString())).id;
+  }
 
   const project = input.project_reference === undefined ? null : await projectOf(ctx, principal, input.project_reference);
   let scopes: string[];
@@ -62,7 +68,7 @@ export async function createApiKey(ctx: ServiceContext, principal: Principal, in
 
   const createdAt = now.toISOString();
   const { token, key } = newKeyRow(ctx, principal, {
-    owner: principal.userId,
+    owner,
     organizationId: principal.organizationId,
     projectId: project?.id ?? null,
     name,

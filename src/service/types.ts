@@ -63,6 +63,12 @@ export interface CreateApiKeyInput {
    * --expires-in-days`); the tool never passes it. Within the longest expiry, like expires_at.
    */
   expires_in_days?: number;
+  /**
+   * The name of the user the key is for, when an admin creates it for someone else (`keywarden
+   * admin create-key --user`); created on first use. The acting principal stays the creator in
+   * the audit log. The tool never passes it.
+   */
+  owner?: string;
 }
 
 /** The result of create_api_key: the only place a token's plaintext ever appears. */

@@ -63,9 +63,10 @@ describe("keywarden admin: users, keys, revocation and the audit log", () => {
   it("lists users with their active keys, lists keys without secrets, revokes by id and prints the audit log", () => {
     const db = tempDb();
     const bootstrap = runCli(["admin", "create-key", "--db", db, "--name", "boot", "--scopes", "admin"], { KEYWARDEN_USER: "root-op" });
-    const gateway = runCli(["admin", "create-key", "--db", db, "--name", "gw", "--scopes", "keys:verify", "--user", "gateway", "--json"]);
-    const gatewayKey = JSON.parse(gateway.stdout) as { id: string; key: string; key_prefix: string };
     const asOperator = { KEYWARDEN_USER: "root-op" };
+    // --user names the owner; the operator (KEYWARDEN_USER) is the one who acts.
+    const gateway = runCli(["admin", "create-key", "--db", db, "--name", "gw", "--scopes", "keys:verify", "--user", "gateway", "--json"], asOperator);
+    const gatewayKey = JSON.parse(gateway.stdout) as { id: string; key: string; key_prefix: string };
 
     const users = runCli(["admin", "list-users", "--db", db, "--json"], asOperator);
     expect(users.status).toBe(0);
@@ -102,7 +103,8 @@ describe("keywarden admin: users, keys, revocation and the audit log", () => {
     expect(events.status).toBe(0);
     const eventLines = events.stdout.trim().split("\n");
     expect(eventLines).toHaveLength(2); // created, revoked once: the second revocation wrote nothing
-    expect(eventLines[0]).toMatch(/  key\.created  key key_\w+  by gateway over cli  \{"name":"gw"/);
+    // The operator created gateway's key: the log names who acted, not whose key it is.
+    expect(eventLines[0]).toMatch(/  key\.created  key key_\w+  by root-op over cli  \{"name":"gw"/);
     expect(eventLines[1]).toMatch(/  key\.revoked  key key_\w+  by root-op over cli  \{"reason":"leaked in a log"\}$/);
     expect(events.stdout).not.toContain(secret.slice(0, 12));
   });

@@ -182,6 +182,25 @@ describe("createApiKey", () => {
     expect(error.code).toBe("forbidden");
   });
 
+  it("lets an admin create a key for another user (owner), recorded as created by the admin; refuses anyone else", async () => {
+    harness = await openHarness({ isAdmin: true, userName: "operator", policy: { maxActiveKeysPerUser: 1 } });
+    const { service, principal, store } = harness;
+    const created = await service.createApiKey(principal, { name: "gw", owner: "gateway", scopes: ["keys:verify"] });
+    const row = (await store.getKeyById(created.id))!;
+    expect(row.user_id).not.toBe(principal.userId);
+    expect(row.created_by_user_id).toBe(principal.userId);
+    // The owner's cap, not the admin's, applies.
+    expect((await refusal(service.createApiKey(principal, { name: "gw2", owner: "gateway" }))).code).toBe("max_keys_reached");
+    expect((await service.createApiKey(principal, { name: "mine" })).user_id).toBe(principal.userId);
+
+    const alice = await service.localPrincipal({ userName: "alice", transport: "cli", isAdmin: false });
+    const before = tableCounts(store);
+    expect((await refusal(service.createApiKey(alice, { name: "x", owner: "gateway" }))).code).toBe("forbidden");
+    expect(tableCounts(store)).toEqual(before);
+    // Naming yourself is not creating for someone else.
+    expect((await service.createApiKey(alice, { name: "own", owner: "alice" })).user_id).toBe(alice.userId);
+  });
+
   it("takes expires_in_days (admin create-key --expires-in-days) within the longest expiry and 9999-12-31T23:59:59Z", async () => {
     harness = await openHarness({ isAdmin: true, policy: { defaultExpiryDays: null, maxExpiryDays: null } });
     const { service, principal, clock } = harness;
