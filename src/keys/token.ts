@@ -68,3 +68,13 @@ export const REDACTED = "[redacted]";
 export function redactTokenSecrets(text: string): string {
   return text.replace(TOKEN_IN_TEXT, (_match, keyPrefix: string | undefined) => (keyPrefix === undefined ? REDACTED : `${keyPrefix}_${REDACTED}`));
 }
+
+// Whole tokens in a text: brand, public id, then the secret and checksum run together.
+const WHOLE_TOKEN_IN_TEXT = new RegExp(`[a-z0-9]{1,16}_[0-9A-Za-z]{${PUBLIC_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}`, "g");
+
+/** Whether the text holds a whole, well-formed token (its checksum right): a key's full value. */
+export function containsToken(text: string): boolean {
+  for (const match of text.matchAll(WHOLE_TOKEN_IN_TEXT)) if (parseToken(match[0]) !== null) return true;
+  return false;
+}
+

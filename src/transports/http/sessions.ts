@@ -2,6 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { KeyStandingNow } from "../../service/service.js";
+import { containsToken } from "../../keys/token.js";
 
 // The session table of the HTTP transport (README, "Sessions"): no principal can take the service
 // from another. Each key holds at most `maxSessionsPerKey` sessions (one more evicts its least
@@ -253,6 +254,26 @@ export function applySessionProtocolVersion(req: IncomingMessage, version: strin
 /** The `retry` field (ms) of SSE streams: how long a client waits before resuming with Last-Event-ID. */
 export const SSE_RETRY_MS = 1000;
 
+/**
+ * What a resuming client may be sent again in place of `message`. A result that holds a key's
+ * full value (create_api_key, rotate_api_key) went out once on its own stream; sending it again
+ * would make a second copy (README: the value exists only in the response that created it). A
+ * client that lost that stream gets an error for the request instead, saying what to do.
+ */
+export function replayableForm(message: JSONRPCMessage): JSONRPCMessage {
+  if (!("id" in message) || !("result" in message) || !containsToken(JSON.stringify(message))) return message;
+  return {
+    jsonrpc: "2.0",
+    id: message.id,
+    error: {
+      code: -32000,
+      message:
+        "this result held a new key's full value, which keywarden sends only once, on the stream that was lost; " +
+        "the key exists: find it with list_api_keys, revoke it, and create another",
+    },
+  };
+}
+
 /** How long an event's message is kept for a resuming client (which waits SSE_RETRY_MS). */
 export const EVENT_MESSAGE_TTL_MS = 60_000;
 
@@ -296,7 +317,7 @@ export class BoundedEventStore implements EventStore {
     this.seq += 1;
     const id = `${this.seq}`;
     // Priming events are stored as {} (they carry only an id): nothing to send again.
-    const kept = "jsonrpc" in message ? message : null;
+    const kept = "jsonrpc" in message ? replayableForm(message) : null;
     const size = kept === null ? 0 : JSON.stringify(kept).length;
     this.events.set(id, { streamId, message: kept, size, storedAt: this.clock() });
     this.bytes += size;

@@ -1,7 +1,7 @@
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CreatedApiKey } from "../../../src/service/types.js";
-import { BoundedEventStore, SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
+import { BoundedEventStore, replayableForm, SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
 import { openHarness, type Harness } from "../../helpers/harness.js";
 
 // The session table in process, on a real service and SQLite store with a test clock: limits,
@@ -200,6 +200,22 @@ describe("BoundedEventStore (SSE resumability)", () => {
     expect(store.messageCount).toBe(0);
     expect(await replay(primingTwo)).toStrictEqual([]);
     expect(await store.getStreamIdForEventId(later)).toBe("post-2");
+  });
+
+  it("never sends a key's full value again: a result holding a whole token is replayed as an error for its request", async () => {
+    const store = new BoundedEventStore();
+    const harnessKey = await harness.service.createApiKey(harness.principal, { name: "replay" });
+    const priming = await store.storeEvent("post-1", {} as JSONRPCMessage);
+    const created: JSONRPCMessage = { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: JSON.stringify(harnessKey) }], structuredContent: harnessKey } };
+    await store.storeEvent("post-1", created);
+    const sent: JSONRPCMessage[] = [];
+    await store.replayEventsAfter(priming, { send: async (_id, sentMessage) => void sent.push(sentMessage) });
+    expect(sent).toHaveLength(1);
+    expect(JSON.stringify(sent)).not.toContain(harnessKey.key.slice(harnessKey.key_prefix.length));
+    expect(sent[0]).toMatchObject({ jsonrpc: "2.0", id: 7, error: { code: -32000, message: expect.stringContaining("list_api_keys") } });
+    // A result with only a key's prefix (a listing) is replayed as it is.
+    const listing: JSONRPCMessage = { jsonrpc: "2.0", id: 8, result: { structuredContent: { key_prefix: harnessKey.key_prefix } } };
+    expect(replayableForm(listing)).toBe(listing);
   });
 
   it("keeps at most its bound of events and bytes, dropping the oldest; a dropped id cannot be resumed from", async () => {
