@@ -50,6 +50,16 @@ export async function openApp(options: RawOptions, { mayCreate = true }: { mayCr
     await close();
     throw error;
   });
+  const pepperDiffers = await service.pepperDiffers().catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
+  if (pepperDiffers) {
+    await close();
+    throw new ConfigError(
+      `KEYWARDEN_PEPPER is not the pepper database ${config.databasePath} hashes its keys with: set the one its keys were created with (keys made with another would never verify)`,
+    );
+  }
   if (unusable.length > 0) {
     await close();
     throw new ConfigError(

@@ -17,7 +17,11 @@ export interface TokenHasher {
   canHash(algorithm: string): algorithm is HashAlgorithm;
   /** Hashes a token with the given algorithm (a stored row may use an older one); check canHash first. */
   hash(token: string, algorithm?: HashAlgorithm): Uint8Array;
+  /** HMAC-SHA-256 of a fixed text keyed by the pepper, in hex: tells two peppers apart, reveals neither. Null without one. */
+  readonly pepperFingerprint: string | null;
 }
+
+const PEPPER_FINGERPRINT_TEXT = encoder.encode("keywarden pepper fingerprint v1");
 
 /** SHA-256 of the token, or HMAC-SHA-256 keyed by the pepper when one is configured. */
 export function createTokenHasher(pepper?: string): TokenHasher {
@@ -25,6 +29,7 @@ export function createTokenHasher(pepper?: string): TokenHasher {
   const algorithm: HashAlgorithm = pepperBytes ? "hmac-sha256" : "sha256";
   return {
     algorithm,
+    pepperFingerprint: pepperBytes ? Buffer.from(hmac(sha256, pepperBytes, PEPPER_FINGERPRINT_TEXT)).toString("hex") : null,
     canHash: (candidate): candidate is HashAlgorithm => candidate === "sha256" || (candidate === PEPPERED_ALGORITHM && pepperBytes !== undefined),
     hash(token, using = algorithm) {
       const bytes = encoder.encode(token);

@@ -80,6 +80,16 @@ export class KeyService {
     return (await this.store.listHashAlgorithms()).filter((algorithm) => !this.ctx.hasher.canHash(algorithm)).sort();
   }
 
+  /**
+   * Whether the configured pepper differs from the one this database's keys are hashed with (the
+   * first pepper a start recorded). Keys made with another pepper would never verify.
+   */
+  async pepperDiffers(): Promise<boolean> {
+    const mine = this.ctx.hasher.pepperFingerprint;
+    if (mine === null) return false;
+    return (await this.store.recordPepperFingerprint(mine, this.ctx.clock().toISOString())) !== mine;
+  }
+
   /** The principal of a caller without a key (stdio, the CLI): the named user, created on first use. */
   localPrincipal(options: LocalPrincipalOptions): Promise<Principal> {
     return localPrincipal(this.ctx, options);

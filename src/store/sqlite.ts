@@ -108,6 +108,8 @@ export class SqliteKeyStore implements KeyStore {
       eventsOfKey: db.prepare<[string], KeyEventDbRow>("SELECT * FROM key_events WHERE key_id = ? ORDER BY occurred_at, rowid"),
       ping: db.prepare("SELECT count(*) AS n FROM organizations"),
       hashAlgorithms: db.prepare<[], string>("SELECT hash_algorithm FROM key_hash_algorithms").pluck(),
+      insertPepperFingerprint: db.prepare("INSERT OR IGNORE INTO pepper_fingerprint (id, fingerprint, recorded_at) VALUES (1, ?, ?)"),
+      pepperFingerprint: db.prepare<[], string>("SELECT fingerprint FROM pepper_fingerprint WHERE id = 1").pluck(),
       // Newer wins: a use no later than the stored one changes nothing (equal times: the later write).
       recordKeyUse: db.prepare(
         `INSERT INTO key_usage (key_id, last_used_at, last_used_ip, last_used_user_agent) VALUES (@id, @at, @ip, @user_agent)
@@ -230,6 +232,15 @@ export class SqliteKeyStore implements KeyStore {
 
   async listHashAlgorithms(): Promise<string[]> {
     return this.statements.hashAlgorithms.all();
+  }
+
+  async recordPepperFingerprint(fingerprint: string, now: string): Promise<string> {
+    return this.db
+      .transaction((): string => {
+        this.statements.insertPepperFingerprint.run(fingerprint, now);
+        return this.statements.pepperFingerprint.get()!;
+      })
+      .immediate();
   }
 
   async countActiveKeys(userId: string, now: string): Promise<number> {

@@ -222,6 +222,8 @@ export interface KeyStore {
   findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null>;
   /** The distinct hash_algorithm values of the stored keys, as stored (one may be unknown to this build). */
   listHashAlgorithms(): Promise<string[]>;
+  /** Records `fingerprint` unless one is recorded already; answers the one recorded (first wins). */
+  recordPepperFingerprint(fingerprint: string, now: string): Promise<string>;
   /** Active keys (not revoked, not expired at `now`, not replaced by a rotation) the user holds. */
   countActiveKeys(userId: string, now: string): Promise<number>;
   /** Keys in (created_at, id) order, after `query.after`, at most `query.limit` of them. */

@@ -41,6 +41,21 @@ describe("a database whose keys need KEYWARDEN_PEPPER", () => {
     expect(runCli(["admin", "list-projects", "--db", db], { KEYWARDEN_PEPPER: PEPPER }).status).toBe(0);
   });
 
+  it("is refused by every command that opens it with another pepper: one line, exit 2, no key made", () => {
+    const db = tempDb();
+    const made = mintPeppered(db, "peppered", "tools:read");
+    const line = `keywarden: KEYWARDEN_PEPPER is not the pepper database ${db} hashes its keys with: set the one its keys were created with (keys made with another would never verify)\n`;
+    const wrong = { KEYWARDEN_PEPPER: `${PEPPER}-not-it` };
+    for (const args of [[], ["serve", "--port", "0"], ["admin", "list-keys"], ["admin", "create-key", "--name", "x"]]) {
+      const result = runCli([...args, "--db", db], wrong);
+      expect(result.status, args.join(" ")).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr, args.join(" ")).toBe(line);
+    }
+    const keys = JSON.parse(runCli(["admin", "list-keys", "--db", db, "--json"], { KEYWARDEN_PEPPER: PEPPER }).stdout) as { id: string }[];
+    expect(keys.map((key) => key.id)).toEqual([made.id]);
+  });
+
   it("names an algorithm this build cannot compute", () => {
     const db = tempDb();
     mintKey(db, "someone", "k", "tools:read");

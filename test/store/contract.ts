@@ -217,6 +217,12 @@ export function describeKeyStoreContract(name: string, openStore: () => Promise<
         expect(await store.getKeyStandings([])).toEqual([]);
       });
 
+      it("keeps the first pepper fingerprint recorded, and answers it to every later one", async () => {
+        expect(await store.recordPepperFingerprint("aa11", "2026-01-01T00:00:00.000Z")).toBe("aa11");
+        expect(await store.recordPepperFingerprint("bb22", "2026-01-02T00:00:00.000Z")).toBe("aa11");
+        expect(await store.recordPepperFingerprint("aa11", "2026-01-03T00:00:00.000Z")).toBe("aa11");
+      });
+
       it("lists the hash algorithms in use, each once", async () => {
         expect(await store.listHashAlgorithms()).toEqual([]);
         await insert(keyRow(alice), keyRow(alice), keyRow(bob, { hash_algorithm: "hmac-sha256" }));

@@ -26,7 +26,7 @@ describe("SqliteKeyStore.open", () => {
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBeGreaterThanOrEqual(1000);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
-    expect(tables).toEqual(["api_keys", "key_events", "key_hash_algorithms", "key_usage", "organizations", "projects", "users"]);
+    expect(tables).toEqual(["api_keys", "key_events", "key_hash_algorithms", "key_usage", "organizations", "pepper_fingerprint", "projects", "users"]);
     await store.close();
   });
 
