@@ -235,6 +235,9 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async recordPepperFingerprint(fingerprint: string, now: string): Promise<string> {
+    // Every start with a pepper asks: a read answers all but the first, without the write lock.
+    const recorded = this.statements.pepperFingerprint.get();
+    if (recorded !== undefined) return recorded;
     return this.db
       .transaction((): string => {
         this.statements.insertPepperFingerprint.run(fingerprint, now);

@@ -260,8 +260,8 @@ export const SSE_RETRY_MS = 1000;
  * would make a second copy (README: the value exists only in the response that created it). A
  * client that lost that stream gets an error for the request instead, saying what to do.
  */
-export function replayableForm(message: JSONRPCMessage): JSONRPCMessage {
-  if (!("id" in message) || !("result" in message) || !containsToken(JSON.stringify(message))) return message;
+export function replayableForm(message: JSONRPCMessage, text = JSON.stringify(message)): JSONRPCMessage {
+  if (!("id" in message) || !("result" in message) || !containsToken(text)) return message;
   return {
     jsonrpc: "2.0",
     id: message.id,
@@ -317,8 +317,13 @@ export class BoundedEventStore implements EventStore {
     this.seq += 1;
     const id = `${this.seq}`;
     // Priming events are stored as {} (they carry only an id): nothing to send again.
-    const kept = "jsonrpc" in message ? replayableForm(message) : null;
-    const size = kept === null ? 0 : JSON.stringify(kept).length;
+    let kept: JSONRPCMessage | null = null;
+    let size = 0;
+    if ("jsonrpc" in message) {
+      const text = JSON.stringify(message);
+      kept = replayableForm(message, text);
+      size = kept === message ? text.length : JSON.stringify(kept).length;
+    }
     this.events.set(id, { streamId, message: kept, size, storedAt: this.clock() });
     this.bytes += size;
     for (const [oldest, event] of this.events) {
