@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ["test/reliability/**/*.test.ts"],
     pool: "forks",
+    // A PostgreSQL server for the PostgreSQL tests, or a loud skip (test/helpers/pg-global-setup.ts).
+    globalSetup: ["test/helpers/pg-global-setup.ts"],
     // One file at a time: races and soak measure the machine, and it has two cores.
     fileParallelism: false,
     testTimeout: 240_000,
