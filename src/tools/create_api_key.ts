@@ -38,6 +38,7 @@ export const createApiKeyTool = defineTool({
   group: "API Keys",
   inputSchema: createApiKeyInput,
   outputSchema: createApiKeyOutput,
+  schemaDialect: "draft-07",
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   scope: "tools:execute",
   handler: (input, { service, principal }) => service.createApiKey(principal, input),

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import * as z from "zod";
 import { allTools } from "../../src/tools/index.js";
-import { toJsonSchema } from "../../src/tools/tool.js";
+import { DIALECT_NEUTRAL_KEYWORDS, toJsonSchema, toolJsonSchemas } from "../../src/tools/tool.js";
 import { connectClient, openHarness, type Harness } from "../helpers/harness.js";
 
 type Schema = Record<string, unknown>;
@@ -49,6 +49,34 @@ export function schemaProblems(schema: Schema, { output }: { output: boolean }, 
     }
   }
   return problems;
+}
+
+/** Every keyword a schema uses, at any depth (property names are not keywords). */
+function schemaKeywords(schema: Schema): string[] {
+  const found = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== "object") return;
+    for (const [keyword, value] of Object.entries(node)) {
+      found.add(keyword);
+      if (keyword === "properties") Object.values(value as object).forEach(walk);
+      else if (keyword !== "enum" && keyword !== "required") walk(value);
+    }
+  };
+  walk(schema);
+  return [...found];
+}
+
+/** The paths of `items` given as an array (a tuple in draft-07, an error in 2020-12). */
+function arrayItems(schema: Schema, path = "$"): string[] {
+  const found = Array.isArray(schema.items) ? [path] : [];
+  for (const [name, child] of Object.entries((schema.properties as Record<string, Schema> | undefined) ?? {})) found.push(...arrayItems(child, `${path}.${name}`));
+  for (const keyword of ["items", "additionalProperties"] as const) {
+    const child = schema[keyword];
+    if (child && typeof child === "object" && !Array.isArray(child)) found.push(...arrayItems(child as Schema, path));
+  }
+  for (const member of (schema.anyOf as Schema[] | undefined) ?? []) found.push(...arrayItems(member, path));
+  return found;
 }
 
 const EXPECTED = {
@@ -101,9 +129,30 @@ describe("tool definitions", () => {
       });
       expect(tool.inputSchema.type, tool.name).toBe("object");
       expect(tool.outputSchema?.type, tool.name).toBe("object");
-      expect((tool.inputSchema as Schema).$schema).toBe("http://json-schema.org/draft-07/schema#");
-      expect((tool.outputSchema as Schema).$schema).toBe("http://json-schema.org/draft-07/schema#");
     }
+  });
+
+  it("declares a dialect only in create_api_key's schemas, and the others use only keywords that mean the same in draft-07 and 2020-12", async () => {
+    // MCP 2025-11-25 reads a schema without $schema as 2020-12; the SDK's default validator (Ajv) as draft-07.
+    const { tools } = await client.listTools();
+    for (const tool of tools) {
+      for (const schema of [tool.inputSchema, tool.outputSchema] as Schema[]) {
+        if (tool.name === "create_api_key") {
+          expect(schema.$schema, tool.name).toBe("http://json-schema.org/draft-07/schema#");
+          continue;
+        }
+        expect(schema, tool.name).not.toHaveProperty("$schema");
+        const other = schemaKeywords(schema).filter((keyword) => !DIALECT_NEUTRAL_KEYWORDS.has(keyword));
+        expect(other, tool.name).toEqual([]);
+        expect(arrayItems(schema), `${tool.name}: items as an array is a tuple in draft-07 only`).toEqual([]);
+      }
+    }
+  });
+
+  it("has a keyword walker that sees nested keywords and array-form items", () => {
+    const schema = { type: "object", properties: { a: { type: "array", items: [{ type: "string" }], definitions: {} } }, dependencies: {} };
+    expect(schemaKeywords(schema).sort()).toEqual(["definitions", "dependencies", "items", "properties", "type"]);
+    expect(arrayItems(schema)).toEqual(["$.a"]);
   });
 
   it("describes every field, closes every object and requires every output field, at any depth", async () => {
@@ -129,12 +178,9 @@ describe("tool definitions", () => {
 
   it("matches the checked-in schemas/ files (what npm run schemas:check guards)", () => {
     for (const tool of allTools) {
-      for (const [kind, schema] of [
-        ["input", tool.inputSchema],
-        ["output", tool.outputSchema],
-      ] as const) {
+      for (const [kind, schema] of Object.entries(toolJsonSchemas(tool))) {
         const file = readFileSync(join(process.cwd(), "schemas", `${tool.name}.${kind}.schema.json`), "utf8");
-        expect(JSON.parse(file), `${tool.name}.${kind}`).toEqual(toJsonSchema(schema));
+        expect(JSON.parse(file), `${tool.name}.${kind}`).toEqual(schema);
       }
     }
   });
