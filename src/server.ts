@@ -63,7 +63,10 @@ export function toolListing(tool: ToolDefinition): Tool {
       description: tool.description,
       inputSchema: schemas.input as Tool["inputSchema"],
       outputSchema: schemas.output as Tool["outputSchema"],
-      annotations: { title: tool.title, ...tool.annotations },
+      // No annotations.title: it would repeat `title`, which MCP (2025-06-18 on) and the SDK's
+      // getDisplayName read first (title, then annotations.title, then name). A 2025-03-26 client,
+      // which knows only annotations.title, shows the tool's name.
+      annotations: { ...tool.annotations },
       _meta: { "keywarden/group": tool.group },
     };
     listingCache.set(tool, listing);

@@ -120,8 +120,8 @@ describe("tool definitions", () => {
       expect(tool.title, tool.name).toMatch(/\S/);
       expect(tool.description?.length ?? 0, tool.name).toBeGreaterThan(120);
       expect(tool._meta, tool.name).toEqual({ "keywarden/group": expected.group });
+      // The title once, where clients read it first (server.ts, toolListing).
       expect(tool.annotations, tool.name).toEqual({
-        title: tool.title,
         readOnlyHint: expected.readOnlyHint,
         destructiveHint: expected.destructiveHint,
         idempotentHint: expected.idempotentHint,
