@@ -111,6 +111,17 @@ export function toJsonSchema(schema: z.ZodType, { declared = true }: { declared?
         if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
         if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
       }
+      // A nullable array as a type union, the way zod writes a nullable string (["string", "null"]),
+      // not anyOf [array, null]: the same in draft-07 and 2020-12, 19 bytes shorter.
+      const [value, none] = jsonSchema.anyOf ?? [];
+      if (
+        jsonSchema.anyOf?.length === 2 &&
+        typeof value === "object" && value.type === "array" && Object.keys(value).every((keyword) => keyword === "type" || keyword === "items") &&
+        typeof none === "object" && none.type === "null" && Object.keys(none).length === 1
+      ) {
+        delete jsonSchema.anyOf;
+        Object.assign(jsonSchema, { type: ["array", "null"], items: value.items });
+      }
     },
   })) as Record<string, unknown>;
   if (!declared) delete jsonSchema.$schema;

@@ -195,13 +195,17 @@ describe("tool definitions", () => {
   });
 
   it("returns rotate_api_key's output as exactly create_api_key's fields plus the two previous_key fields", () => {
-    const create = toJsonSchema(allTools.find((tool) => tool.name === "create_api_key")!.outputSchema);
-    const rotate = toJsonSchema(allTools.find((tool) => tool.name === "rotate_api_key")!.outputSchema);
+    // The same fields, types and order; rotate describes them in its own words (rotate_api_key.ts).
+    const withoutDescriptions = (schema: z.ZodType) =>
+      JSON.parse(JSON.stringify(toJsonSchema(schema), (keyword, value) => (keyword === "description" ? undefined : value))) as Schema;
+    const create = withoutDescriptions(allTools.find((tool) => tool.name === "create_api_key")!.outputSchema);
+    const rotate = withoutDescriptions(allTools.find((tool) => tool.name === "rotate_api_key")!.outputSchema);
     expect(rotate.properties).toEqual({
       ...(create.properties as Schema),
-      previous_key_id: expect.any(Object),
-      previous_key_expires_at: expect.any(Object),
+      previous_key_id: { type: "string" },
+      previous_key_expires_at: { type: "string" },
     });
+    expect(Object.keys(rotate.properties as Schema)).toEqual([...Object.keys(create.properties as Schema), "previous_key_id", "previous_key_expires_at"]);
     expect(rotate.required).toEqual([...(create.required as string[]), "previous_key_id", "previous_key_expires_at"]);
   });
 });
