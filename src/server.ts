@@ -16,7 +16,7 @@ import type { Principal } from "./service/principal.js";
 import { mayCallTool } from "./tools/access.js";
 import { callTool } from "./tools/call.js";
 import { allTools } from "./tools/index.js";
-import { toJsonSchema, type ToolDefinition } from "./tools/tool.js";
+import { toolJsonSchemas, type ToolDefinition } from "./tools/tool.js";
 
 /** The part of a pino logger the server uses; any pino logger fits. */
 export interface ServerLogger {
@@ -56,13 +56,17 @@ const listingCache = new WeakMap<ToolDefinition, Tool>();
 export function toolListing(tool: ToolDefinition): Tool {
   let listing = listingCache.get(tool);
   if (!listing) {
+    const schemas = toolJsonSchemas(tool);
     listing = {
       name: tool.name,
       title: tool.title,
       description: tool.description,
-      inputSchema: toJsonSchema(tool.inputSchema) as Tool["inputSchema"],
-      outputSchema: toJsonSchema(tool.outputSchema) as Tool["outputSchema"],
-      annotations: { title: tool.title, ...tool.annotations },
+      inputSchema: schemas.input as Tool["inputSchema"],
+      outputSchema: schemas.output as Tool["outputSchema"],
+      // No annotations.title: it would repeat `title`, which MCP (2025-06-18 on) and the SDK's
+      // getDisplayName read first (title, then annotations.title, then name). A 2025-03-26 client,
+      // which knows only annotations.title, shows the tool's name.
+      annotations: { ...tool.annotations },
       _meta: { "keywarden/group": tool.group },
     };
     listingCache.set(tool, listing);

@@ -3,15 +3,16 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { allTools } from "../tools/index.js";
-import { toJsonSchema } from "../tools/tool.js";
+import { toolJsonSchemas } from "../tools/tool.js";
 
 const directory = join(process.cwd(), "schemas");
 
 function expectedFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const tool of allTools) {
-    files.set(`${tool.name}.input.schema.json`, `${JSON.stringify(toJsonSchema(tool.inputSchema), null, 2)}\n`);
-    files.set(`${tool.name}.output.schema.json`, `${JSON.stringify(toJsonSchema(tool.outputSchema), null, 2)}\n`);
+    const { input, output } = toolJsonSchemas(tool);
+    files.set(`${tool.name}.input.schema.json`, `${JSON.stringify(input, null, 2)}\n`);
+    files.set(`${tool.name}.output.schema.json`, `${JSON.stringify(output, null, 2)}\n`);
   }
   return files;
 }

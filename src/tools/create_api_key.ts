@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { EXPIRY_FORM } from "./records.js";
 import { expiryFormRule, nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
@@ -32,12 +33,13 @@ export const createApiKeyTool = defineTool({
   name: "create_api_key",
   title: "Create API key",
   description:
-    "Create an API key, user-level or for a project (id or slug), with its default scopes. The key is " +
-    "shown only here: store it now. expires_at: ISO 8601 with offset, in the future, within the server's " +
-    "maximum (default: its period). max_keys_reached: too many active keys.",
+    "Create an API key, user-level or for a project, with its default scopes. The key is shown only " +
+    `here: store it now. expires_at: ${EXPIRY_FORM} (default: its period). max_keys_reached: too many ` +
+    "active keys.",
   group: "API Keys",
   inputSchema: createApiKeyInput,
   outputSchema: createApiKeyOutput,
+  schemaDialect: "draft-07",
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   scope: "tools:execute",
   handler: (input, { service, principal }) => service.createApiKey(principal, input),

@@ -1,12 +1,12 @@
 import * as z from "zod";
-import { projectRecordSchema, scopeList } from "./records.js";
+import { NAME_LENGTH, projectRecordSchema, scopeList } from "./records.js";
 import { nameRule, scopesRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const createProjectInput = z
   .strictObject({
     slug: z.string().describe("Unique; 1-63 of a-z, 0-9 and -, not starting with -."),
-    name: withRule(z.string().describe("1-255 characters."), nameRule),
+    name: withRule(z.string().describe(`${NAME_LENGTH}.`), nameRule),
     default_scopes: withRule(scopeList("Scopes of its new keys; default: the user-level defaults."), scopesRule).optional(),
   })
   .describe("The new project.");

@@ -13,8 +13,8 @@ export const getApiKeyTool = defineTool({
   name: "get_api_key",
   title: "Get API key",
   description:
-    "Get one key record by id or key_prefix (exactly one), e.g. for a key seen in a log; never the key " +
-    "itself. Another user's key is not_found.",
+    "Get one key record by id or key_prefix, e.g. for a key seen in a log; never the key itself. Another " +
+    "user's key is not_found.",
   group: "API Keys",
   inputSchema: getApiKeyInput,
   outputSchema: apiKeyRecordSchema,

@@ -23,8 +23,8 @@ export const listApiKeysTool = defineTool({
   name: "list_api_keys",
   title: "List API keys",
   description:
-    "List key records, oldest first: yours, or every user's for an admin; never the key itself. While " +
-    "next_cursor is not null, pass it as cursor. not_found: unknown project_reference.",
+    "List key records: yours, or every user's for an admin. While next_cursor is not null, pass it as " +
+    "cursor. not_found: unknown project_reference.",
   group: "API Keys",
   inputSchema: listApiKeysInput,
   outputSchema: listApiKeysOutput,

@@ -21,9 +21,8 @@ export const listKeyEventsTool = defineTool({
   name: "list_key_events",
   title: "List key events",
   description:
-    "Read the audit log, oldest first: key changes, failed authentications and denied calls, with actor, " +
-    "transport, time and detail. Yours, or all for an admin. While next_cursor is not null, pass it as " +
-    "cursor.",
+    "Read the audit log: key changes, failed authentications and denied calls. Yours, or all for an " +
+    "admin. While next_cursor is not null, pass it as cursor.",
   group: "Audit",
   inputSchema: listKeyEventsInput,
   outputSchema: listKeyEventsOutput,

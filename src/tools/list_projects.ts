@@ -14,8 +14,8 @@ export const listProjectsTool = defineTool({
   name: "list_projects",
   title: "List projects",
   description:
-    "List the organization's projects (id, slug, name, default scopes). Pass an id or slug as " +
-    "project_reference to create_api_key (the key gets its default scopes) or list_api_keys.",
+    "List the organization's projects. Pass an id or slug as project_reference to create_api_key (the " +
+    "key gets its default scopes) or list_api_keys.",
   group: "Projects",
   inputSchema: listProjectsInput,
   outputSchema: listProjectsOutput,

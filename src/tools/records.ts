@@ -1,8 +1,19 @@
 import * as z from "zod";
+import { NAME_MAX_LENGTH, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from "../service/validation.js";
 import { cursorRule, pageLimitRule, withRule } from "./rules.js";
 
 // Output shapes shared by several tools. Every field is required; the ones that can be absent are
 // nullable, so a client always sees the same keys.
+//
+// An agent reads every description in every conversation (BENCHMARKS.md, tools/list size): each
+// says what its name and type do not, once per tool. A rule shared by several tools is written once
+// here.
+
+/** The form an expiry must take (service/validation.ts, checkExpiresAt; the policy's maximum). */
+export const EXPIRY_FORM = "ISO 8601 with offset, in the future, within the server's maximum";
+
+/** The length of a name or a reason (service/validation.ts, checkName). */
+export const NAME_LENGTH = `1-${NAME_MAX_LENGTH} characters`;
 
 const scopeNames = () => z.array(z.string().describe("A scope."));
 
@@ -23,7 +34,7 @@ export const apiKeyRecordSchema = z
     organization_id: z.string().describe("Organization (org_…)."),
     name: z.string().describe("Display name."),
     description: z.string().nullable().describe("Free text."),
-    key_prefix: z.string().describe("Public key start; safe to show."),
+    key_prefix: z.string().describe("Safe to show."),
     scopes: scopeList("Scopes granted."),
     status: z.enum(["active", "revoked", "expired"]).describe("From revoked_at, then expires_at."),
     created_at: z.string().describe("Creation time."),
@@ -42,7 +53,7 @@ export const apiKeyRecordSchema = z
     rotated_from: z.string().nullable().describe("Key it replaced."),
     replaced_by: z.string().nullable().describe("Key that replaced it."),
   })
-  .describe("A key record, never the key or its hash. Times: ISO 8601 UTC; null: none.");
+  .describe("Never the key or its hash. Times: ISO 8601 UTC; null: none.");
 
 export const projectRecordSchema = z
   .strictObject({
@@ -67,11 +78,14 @@ export const keyEventSchema = z
     occurred_at: z.string().describe("Time."),
     detail: z.record(z.string(), z.unknown().describe("E.g. {from, to}.")).describe("What changed; never a key or hash."),
   })
-  .describe("An audit log entry. Times: ISO 8601 UTC; null: none.");
+  .describe("Times: ISO 8601 UTC; null: none.");
 
-export const nextCursorSchema = z.string().nullable().describe("Next page's cursor; null: none.");
+export const nextCursorSchema = z.string().nullable().describe("null: last page.");
 
-export const pageLimitSchema = withRule(z.number().int().describe("1-100, default 50."), pageLimitRule).optional();
+export const pageLimitSchema = withRule(
+  z.number().int().describe(`1-${PAGE_LIMIT_MAX}, default ${PAGE_LIMIT_DEFAULT}.`),
+  pageLimitRule,
+).optional();
 
 export const cursorSchema = (kind: "keys" | "events") =>
   withRule(z.string().describe("A next_cursor (opaque)."), cursorRule(kind)).optional();

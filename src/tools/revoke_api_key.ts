@@ -1,13 +1,13 @@
 import * as z from "zod";
 import { keyStopConfirmation } from "./confirm.js";
-import { apiKeyRecordSchema } from "./records.js";
+import { apiKeyRecordSchema, NAME_LENGTH } from "./records.js";
 import { nameRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const revokeApiKeyInput = z
   .strictObject({
     id: z.string().describe("Key id (key_…)."),
-    reason: withRule(z.string().describe("Why, 1-255 characters; kept in the record and audit log."), nameRule).optional(),
+    reason: withRule(z.string().describe(`Why, ${NAME_LENGTH}; kept in the record and audit log.`), nameRule).optional(),
   })
   .describe("The key to revoke.");
 
@@ -15,9 +15,9 @@ export const revokeApiKeyTool = defineTool({
   name: "revoke_api_key",
   title: "Revoke API key",
   description:
-    "Revoke a key for good: refused everywhere from now on (ends a rotation grace; revoking a " +
-    "successor ends its predecessor's grace too). Revoking again returns it unchanged. The user may " +
-    "be asked: confirmation_declined changes nothing. forbidden: a key with scopes you lack.",
+    "Revoke a key for good: refused everywhere from now on, even in a rotation grace; a predecessor " +
+    "still in its grace stops too. Revoking again returns it unchanged. The user may be asked: " +
+    "confirmation_declined changes nothing. forbidden: a key with scopes you lack.",
   group: "API Keys",
   inputSchema: revokeApiKeyInput,
   outputSchema: apiKeyRecordSchema,

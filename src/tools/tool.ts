@@ -48,6 +48,12 @@ export interface ToolDefinition<Input extends z.ZodObject = z.ZodObject, Output 
   inputSchema: Input;
   outputSchema: Output;
   annotations: ToolAnnotations;
+  /**
+   * Set only where the schemas are a published contract that declares its dialect: create_api_key's
+   * (test/fixtures/spec) carry `"$schema": draft-07`, so its listing does too. The other tools' omit
+   * it (see toolJsonSchemas).
+   */
+  schemaDialect?: "draft-07";
   /** Who may see and call it (tools/access.ts); a principal without it does not see it in tools/list. */
   scope: ToolScope;
   handler(input: z.output<Input>, context: ToolContext): Promise<z.input<Output>>;
@@ -61,12 +67,42 @@ export function defineTool<Input extends z.ZodObject, Output extends z.ZodObject
 }
 
 /**
- * The draft-07 JSON Schema that tools/list shows and schemas/ holds. Keys are in the order of
- * the published create_api_key schemas (description, then $schema, last in each object), so
- * that those two files come out byte for byte.
+ * A tool's input and output JSON Schemas as tools/list shows them and schemas/ holds them. Without
+ * a declared schemaDialect they carry no `$schema` (52 bytes each in every tools/list): MCP
+ * 2025-11-25 reads a schema without one as JSON Schema 2020-12 (SEP-1613), and ours use only
+ * keywords that mean the same in draft-07 and 2020-12 (DIALECT_NEUTRAL_KEYWORDS, checked by
+ * test/tools/definitions.test.ts), so a client that assumes draft-07 instead (the SDK's default Ajv
+ * validator does) reads them the same.
  */
-export function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
-  return lastKeysLast(z.toJSONSchema(schema, {
+export function toolJsonSchemas(tool: ToolDefinition): { input: Record<string, unknown>; output: Record<string, unknown> } {
+  const declared = tool.schemaDialect === "draft-07";
+  return { input: toJsonSchema(tool.inputSchema, { declared }), output: toJsonSchema(tool.outputSchema, { declared }) };
+}
+
+/**
+ * Every keyword our schemas may use without declaring a dialect: each means the same in draft-07
+ * and 2020-12. Not in it, for instance: `definitions` and `dependencies` (draft-07 only), array
+ * `items` (a tuple in draft-07, an error in 2020-12), `$defs`, `prefixItems` (2020-12 only).
+ */
+export const DIALECT_NEUTRAL_KEYWORDS: ReadonlySet<string> = new Set([
+  "type",
+  "properties",
+  "required",
+  "additionalProperties",
+  "propertyNames",
+  "items",
+  "enum",
+  "anyOf",
+  "description",
+]);
+
+/**
+ * A draft-07 JSON Schema (zod's draft-7 target), with its `$schema` declaration unless `declared`
+ * is false. Keys are in the order of the published create_api_key schemas (description, then
+ * $schema, last in each object), so that those two files come out byte for byte.
+ */
+export function toJsonSchema(schema: z.ZodType, { declared = true }: { declared?: boolean } = {}): Record<string, unknown> {
+  const jsonSchema = lastKeysLast(z.toJSONSchema(schema, {
     target: "draft-7",
     override: ({ jsonSchema }) => {
       // z.number().int() adds the safe-integer bounds; they say nothing to a client, and the
@@ -75,8 +111,21 @@ export function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
         if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
         if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
       }
+      // A nullable array as a type union, the way zod writes a nullable string (["string", "null"]),
+      // not anyOf [array, null]: the same in draft-07 and 2020-12, 19 bytes shorter.
+      const [value, none] = jsonSchema.anyOf ?? [];
+      if (
+        jsonSchema.anyOf?.length === 2 &&
+        typeof value === "object" && value.type === "array" && Object.keys(value).every((keyword) => keyword === "type" || keyword === "items") &&
+        typeof none === "object" && none.type === "null" && Object.keys(none).length === 1
+      ) {
+        delete jsonSchema.anyOf;
+        Object.assign(jsonSchema, { type: ["array", "null"], items: value.items });
+      }
     },
   })) as Record<string, unknown>;
+  if (!declared) delete jsonSchema.$schema;
+  return jsonSchema;
 }
 
 const LAST_KEYWORDS = ["description", "$schema"];

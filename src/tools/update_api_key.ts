@@ -1,18 +1,20 @@
 import * as z from "zod";
-import { apiKeyRecordSchema, scopeList } from "./records.js";
+import { DESCRIPTION_MAX_LENGTH, SCOPES_MAX_COUNT } from "../service/validation.js";
+import { apiKeyRecordSchema, EXPIRY_FORM, NAME_LENGTH, scopeList } from "./records.js";
 import { descriptionRule, expiryFormRule, nameRule, scopesRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
 
 export const updateApiKeyInput = z
   .strictObject({
     id: z.string().describe("Key id (key_…)."),
-    name: withRule(z.string().describe("1-255 characters."), nameRule).optional(),
-    description: withRule(z.string().nullable().describe("1-1000 characters; null clears it."), descriptionRule).optional(),
-    scopes: withRule(scopeList("1-50 scopes; only an admin may add any."), scopesRule).optional(),
-    expires_at: withRule(
-      z.string().describe("ISO 8601 with offset, in the future, within the server's maximum; later only for an admin."),
-      expiryFormRule,
+    name: withRule(z.string().describe(`${NAME_LENGTH}.`), nameRule).optional(),
+    description: withRule(
+      z.string().nullable().describe(`1-${DESCRIPTION_MAX_LENGTH} characters; null clears it.`),
+      descriptionRule,
     ).optional(),
+    // Who may add a scope or extend an expiry is said once, in the tool's description (forbidden).
+    scopes: withRule(scopeList(`1-${SCOPES_MAX_COUNT} scopes.`), scopesRule).optional(),
+    expires_at: withRule(z.string().describe(`${EXPIRY_FORM}.`), expiryFormRule).optional(),
   })
   .describe("The key and at least one change.");
 
@@ -21,7 +23,7 @@ export const updateApiKeyTool = defineTool({
   title: "Update API key",
   description:
     "Change a key's name, description, scopes or expiry; the key keeps working. forbidden: adding a " +
-    "scope, a key with scopes you lack, or a later expiry without admin. conflict: expiry of a revoked, " +
+    "scope or a later expiry without admin, or a key with scopes you lack. conflict: expiry of a revoked, " +
     "expired or rotated key.",
   group: "API Keys",
   inputSchema: updateApiKeyInput,

@@ -17,7 +17,7 @@ export const verifyApiKeyOutput = z
     valid: z.boolean().describe("True only when code is valid."),
     code: z
       .enum(["valid", "malformed", "not_found", "revoked", "expired", "insufficient_scope"])
-      .describe("malformed: not this server's, or a typo; not_found: unknown; insufficient_scope: lacks a required scope."),
+      .describe("malformed: not this server's, or a typo."),
     key_id: nullable("Key id (key_…)."),
     key_prefix: nullable("Key prefix."),
     user_id: nullable("Owner (usr_…)."),
@@ -26,14 +26,14 @@ export const verifyApiKeyOutput = z
     scopes: nullableScopeList("The key's scopes."),
     expires_at: nullable("Expiry, ISO 8601 UTC; null: never."),
   })
-  .describe("The verdict, never the key; the fields after code are null for an unknown key.");
+  .describe("The verdict, never the key. After code, null for an unknown key.");
 
 export const verifyApiKeyTool = defineTool({
   name: "verify_api_key",
   title: "Verify API key",
   description:
-    "Check a key minted here: well-formed, known, not revoked or expired, holding all required_scopes? A " +
-    "bad key is an answer (valid false, its code), not an error. Records a valid key's last use.",
+    "Check a key minted here, and that it holds all required_scopes. A bad key is an answer (valid " +
+    "false, its code), not an error. Records a valid key's last use.",
   group: "API Keys",
   inputSchema: verifyApiKeyInput,
   outputSchema: verifyApiKeyOutput,

@@ -6,7 +6,7 @@ export const whoamiInput = z.strictObject({}).describe("No arguments.");
 
 export const whoamiOutput = z
   .strictObject({
-    user_id: z.string().describe("Acting user (usr_…); owns the keys you create."),
+    user_id: z.string().describe("Acting user (usr_…)."),
     user_name: z.string().describe("Their name."),
     organization_id: z.string().describe("Organization (org_…)."),
     transport: transportSchema,
@@ -21,7 +21,7 @@ export const whoamiTool = defineTool({
   title: "Who am I",
   description:
     "Show who this session acts as: the user whose keys the other tools list and create, organization, " +
-    "transport, admin or not, and the key's id and scopes (null over stdio).",
+    "transport, admin or not, and the key's id and scopes.",
   group: "API Keys",
   inputSchema: whoamiInput,
   outputSchema: whoamiOutput,

@@ -39,7 +39,6 @@ describe("create_api_key over MCP", () => {
     expect(tool.outputSchema).toStrictEqual(spec("create_api_key.output.schema.json"));
     expect(tool.title).toBe("Create API key");
     expect(tool.annotations).toEqual({
-      title: "Create API key",
       readOnlyHint: false,
       destructiveHint: false,
       idempotentHint: false,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import * as z from "zod";
 import { allTools } from "../../src/tools/index.js";
-import { toJsonSchema } from "../../src/tools/tool.js";
+import { DIALECT_NEUTRAL_KEYWORDS, toJsonSchema, toolJsonSchemas } from "../../src/tools/tool.js";
 import { connectClient, openHarness, type Harness } from "../helpers/harness.js";
 
 type Schema = Record<string, unknown>;
@@ -51,6 +51,34 @@ export function schemaProblems(schema: Schema, { output }: { output: boolean }, 
   return problems;
 }
 
+/** Every keyword a schema uses, at any depth (property names are not keywords). */
+function schemaKeywords(schema: Schema): string[] {
+  const found = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== "object") return;
+    for (const [keyword, value] of Object.entries(node)) {
+      found.add(keyword);
+      if (keyword === "properties") Object.values(value as object).forEach(walk);
+      else if (keyword !== "enum" && keyword !== "required") walk(value);
+    }
+  };
+  walk(schema);
+  return [...found];
+}
+
+/** The paths of `items` given as an array (a tuple in draft-07, an error in 2020-12). */
+function arrayItems(schema: Schema, path = "$"): string[] {
+  const found = Array.isArray(schema.items) ? [path] : [];
+  for (const [name, child] of Object.entries((schema.properties as Record<string, Schema> | undefined) ?? {})) found.push(...arrayItems(child, `${path}.${name}`));
+  for (const keyword of ["items", "additionalProperties"] as const) {
+    const child = schema[keyword];
+    if (child && typeof child === "object" && !Array.isArray(child)) found.push(...arrayItems(child as Schema, path));
+  }
+  for (const member of (schema.anyOf as Schema[] | undefined) ?? []) found.push(...arrayItems(member, path));
+  return found;
+}
+
 const EXPECTED = {
   create_api_key: { group: "API Keys", readOnlyHint: false, destructiveHint: false, idempotentHint: false },
   list_api_keys: { group: "API Keys", readOnlyHint: true, destructiveHint: false, idempotentHint: true },
@@ -92,8 +120,8 @@ describe("tool definitions", () => {
       expect(tool.title, tool.name).toMatch(/\S/);
       expect(tool.description?.length ?? 0, tool.name).toBeGreaterThan(120);
       expect(tool._meta, tool.name).toEqual({ "keywarden/group": expected.group });
+      // The title once, where clients read it first (server.ts, toolListing).
       expect(tool.annotations, tool.name).toEqual({
-        title: tool.title,
         readOnlyHint: expected.readOnlyHint,
         destructiveHint: expected.destructiveHint,
         idempotentHint: expected.idempotentHint,
@@ -101,9 +129,30 @@ describe("tool definitions", () => {
       });
       expect(tool.inputSchema.type, tool.name).toBe("object");
       expect(tool.outputSchema?.type, tool.name).toBe("object");
-      expect((tool.inputSchema as Schema).$schema).toBe("http://json-schema.org/draft-07/schema#");
-      expect((tool.outputSchema as Schema).$schema).toBe("http://json-schema.org/draft-07/schema#");
     }
+  });
+
+  it("declares a dialect only in create_api_key's schemas, and the others use only keywords that mean the same in draft-07 and 2020-12", async () => {
+    // MCP 2025-11-25 reads a schema without $schema as 2020-12; the SDK's default validator (Ajv) as draft-07.
+    const { tools } = await client.listTools();
+    for (const tool of tools) {
+      for (const schema of [tool.inputSchema, tool.outputSchema] as Schema[]) {
+        if (tool.name === "create_api_key") {
+          expect(schema.$schema, tool.name).toBe("http://json-schema.org/draft-07/schema#");
+          continue;
+        }
+        expect(schema, tool.name).not.toHaveProperty("$schema");
+        const other = schemaKeywords(schema).filter((keyword) => !DIALECT_NEUTRAL_KEYWORDS.has(keyword));
+        expect(other, tool.name).toEqual([]);
+        expect(arrayItems(schema), `${tool.name}: items as an array is a tuple in draft-07 only`).toEqual([]);
+      }
+    }
+  });
+
+  it("has a keyword walker that sees nested keywords and array-form items", () => {
+    const schema = { type: "object", properties: { a: { type: "array", items: [{ type: "string" }], definitions: {} } }, dependencies: {} };
+    expect(schemaKeywords(schema).sort()).toEqual(["definitions", "dependencies", "items", "properties", "type"]);
+    expect(arrayItems(schema)).toEqual(["$.a"]);
   });
 
   it("describes every field, closes every object and requires every output field, at any depth", async () => {
@@ -129,12 +178,9 @@ describe("tool definitions", () => {
 
   it("matches the checked-in schemas/ files (what npm run schemas:check guards)", () => {
     for (const tool of allTools) {
-      for (const [kind, schema] of [
-        ["input", tool.inputSchema],
-        ["output", tool.outputSchema],
-      ] as const) {
+      for (const [kind, schema] of Object.entries(toolJsonSchemas(tool))) {
         const file = readFileSync(join(process.cwd(), "schemas", `${tool.name}.${kind}.schema.json`), "utf8");
-        expect(JSON.parse(file), `${tool.name}.${kind}`).toEqual(toJsonSchema(schema));
+        expect(JSON.parse(file), `${tool.name}.${kind}`).toEqual(schema);
       }
     }
   });
@@ -149,13 +195,17 @@ describe("tool definitions", () => {
   });
 
   it("returns rotate_api_key's output as exactly create_api_key's fields plus the two previous_key fields", () => {
-    const create = toJsonSchema(allTools.find((tool) => tool.name === "create_api_key")!.outputSchema);
-    const rotate = toJsonSchema(allTools.find((tool) => tool.name === "rotate_api_key")!.outputSchema);
+    // The same fields, types and order; rotate describes them in its own words (rotate_api_key.ts).
+    const withoutDescriptions = (schema: z.ZodType) =>
+      JSON.parse(JSON.stringify(toJsonSchema(schema), (keyword, value) => (keyword === "description" ? undefined : value))) as Schema;
+    const create = withoutDescriptions(allTools.find((tool) => tool.name === "create_api_key")!.outputSchema);
+    const rotate = withoutDescriptions(allTools.find((tool) => tool.name === "rotate_api_key")!.outputSchema);
     expect(rotate.properties).toEqual({
       ...(create.properties as Schema),
-      previous_key_id: expect.any(Object),
-      previous_key_expires_at: expect.any(Object),
+      previous_key_id: { type: "string" },
+      previous_key_expires_at: { type: "string" },
     });
+    expect(Object.keys(rotate.properties as Schema)).toEqual([...Object.keys(create.properties as Schema), "previous_key_id", "previous_key_expires_at"]);
     expect(rotate.required).toEqual([...(create.required as string[]), "previous_key_id", "previous_key_expires_at"]);
   });
 });
