@@ -13,6 +13,7 @@ import {
 import { redactTokenSecrets } from "./keys/token.js";
 import type { KeyService } from "./service/service.js";
 import type { Principal } from "./service/principal.js";
+import type { ConfirmationAnswer } from "./service/types.js";
 import { mayCallTool } from "./tools/access.js";
 import { callTool } from "./tools/call.js";
 import { allTools } from "./tools/index.js";
@@ -111,17 +112,22 @@ export function createServer({
     if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${redactTokenSecrets(request.params.name)}`);
     const acting = principalOf(extra);
     // A question to the person behind the client, sent as part of this call (so over HTTP it
-    // travels on this call's stream). A client without elicitation cannot ask: that is a yes.
+    // travels on this call's stream). A client that declared no elicitation cannot ask: its own
+    // approval of a destructive tool stands, a yes. A server that never saw the client's
+    // initialize (serve --stateless: a fresh one per POST) knows neither, and an answer could not
+    // come back to it: cannot_ask, which the service refuses (README, Confirmation).
     // The call's cancellation ends the question (the SDK sends notifications/cancelled for it).
-    const confirm = async (message: string): Promise<boolean> => {
-      if (server.getClientCapabilities()?.elicitation === undefined) return true;
+    const confirm = async (message: string): Promise<ConfirmationAnswer> => {
+      const capabilities = server.getClientCapabilities();
+      if (capabilities === undefined) return "cannot_ask";
+      if (capabilities.elicitation === undefined) return "accepted";
       const answer = await extra.sendRequest(
         { method: "elicitation/create", params: { message, requestedSchema: { type: "object", properties: {} } } },
         ElicitResultSchema,
         { timeout: confirmationTimeoutMs, signal: extra.signal },
       );
       logger?.info({ tool: tool.name, key: acting.keyId, answer: answer.action }, "confirmation answered");
-      return answer.action === "accept";
+      return answer.action === "accept" ? "accepted" : "declined";
     };
     const started = performance.now();
     const outcome = await callTool(tool, request.params.arguments, {

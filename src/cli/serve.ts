@@ -20,7 +20,7 @@ export function addServeCommand(program: Command): void {
     .description("serve MCP over Streamable HTTP at /mcp, with GET /healthz and POST /v1/keys/verify; callers authenticate with keys from the store")
     .addOption(new Option("--host <address>", "address to bind (default: 127.0.0.1)").env("KEYWARDEN_HOST"))
     .addOption(new Option("--port <n>", "port to listen on; 0 picks a free one (default: 3000)").env("KEYWARDEN_PORT"))
-    .option("--stateless", "no sessions: a fresh server per POST, GET and DELETE get 405, for load balancers (env: KEYWARDEN_STATELESS=1)")
+    .option("--stateless", "no sessions, for load balancers: a fresh server per POST, GET and DELETE get 405, a stop that needs confirmation is refused (env: KEYWARDEN_STATELESS=1)")
     .addOption(
       new Option("--allowed-origins <a,b>", "origins (scheme://host[:port]) browsers may call from (default: loopback origins only)").env(
         "KEYWARDEN_ALLOWED_ORIGINS",

@@ -3,7 +3,7 @@ import type { ServiceContext } from "./context.js";
 import { echoValue, ServiceError } from "./errors.js";
 import type { Principal } from "./principal.js";
 import { statusOf, type ApiKeyRecord } from "./records.js";
-import type { ConfirmKeyStop } from "./types.js";
+import type { ConfirmationAnswer, ConfirmKeyStop } from "./types.js";
 
 /**
  * Asks before a working key stops (README, Confirmation): anything but a yes is
@@ -12,11 +12,22 @@ import type { ConfirmKeyStop } from "./types.js";
 export async function confirmKeyStop(confirmStop: ConfirmKeyStop, key: ApiKeyRecord): Promise<void> {
   const answer = await confirmStop.ask(key);
   if (answer === "accepted") return;
-  const why = answer === "declined" ? "the user declined" : "the client gave no answer to the confirmation request";
-  throw new ServiceError("confirmation_declined", `${why}; nothing was changed`, [
-    { key: "id", message: answer === "declined" ? "declined" : "not_confirmed", value: echoValue(key.id) },
-  ]);
+  const [message, code] = REFUSED[answer];
+  throw new ServiceError("confirmation_declined", message, [{ key: "id", message: code, value: echoValue(key.id) }]);
 }
+
+/** The message of each refusal, and the code of its errors[] entry. */
+const REFUSED: Record<Exclude<ConfirmationAnswer, "accepted">, readonly [message: string, code: string]> = {
+  declined: ["the user declined; nothing was changed", "declined"],
+  no_answer: ["the client gave no answer to the confirmation request; nothing was changed", "not_confirmed"],
+  // Never taken for a yes: the client may well support confirmation, and its user expect to be asked.
+  cannot_ask: [
+    "the user could not be asked to confirm: this server keeps no session to carry a question and its answer " +
+      "(keywarden serve --stateless); nothing was changed. Stop the key through a server with sessions or with keywarden admin " +
+      "revoke-key; a rotation with a grace period is not asked",
+    "cannot_ask",
+  ],
+};
 
 /**
  * The acting principal as it is after a confirmation's answer (README, Confirmation), which may

@@ -135,15 +135,19 @@ export interface RotatedApiKey extends CreatedApiKey {
 }
 
 /**
- * How a change that stops a working key (a revocation, a rotation without grace) is confirmed
- * (README, Confirmation). `ask` is called after every check, with the key as it is now; to stop
- * the change it throws (the tools throw confirmation_declined), and nothing has been written then.
- * An answer can take a while: after it the acting principal is read again (its key may have been
- * revoked, expired or narrowed meanwhile) and checked again, `mayAct` included.
+ * What became of a confirmation's question: only "accepted" lets the call go on. "cannot_ask":
+ * nobody could be asked where the call came from, and nothing says the client approves on its own
+ * (a server that never saw the client's initialize: `keywarden serve --stateless`).
  */
-/** What became of a confirmation's question: only "accepted" lets the call go on. */
-export type ConfirmationAnswer = "accepted" | "declined" | "no_answer";
+export type ConfirmationAnswer = "accepted" | "declined" | "no_answer" | "cannot_ask";
 
+/**
+ * How a change that stops a working key (a revocation, a rotation without grace) is confirmed
+ * (README, Confirmation). `ask` is called after every check, with the key as it is now; any answer
+ * but "accepted" stops the change with confirmation_declined (service/confirm.ts), and nothing has
+ * been written then. An answer can take a while: after it the acting principal is read again (its
+ * key may have been revoked, expired or narrowed meanwhile) and checked again, `mayAct` included.
+ */
 export interface ConfirmKeyStop {
   /** Asks whoever stands behind the call whether to stop `key`; never throws. */
   ask(key: ApiKeyRecord): Promise<ConfirmationAnswer>;

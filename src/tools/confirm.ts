@@ -5,15 +5,14 @@ import type { ToolContext } from "./tool.js";
 /**
  * The confirmation the service runs before it stops a working key: the question put to the person
  * behind the client (see ToolContext.confirm), the call's cancellation, and the tool's own scope to
- * check again after the answer. Where nobody can be asked, the client's own approval of the call
- * stands. What an answer means is the service's to decide (service/confirm.ts).
+ * check again after the answer. What an answer means is the service's to decide (service/confirm.ts).
  */
 export function keyStopConfirmation(context: ToolContext, question: (key: ApiKeyRecord) => string): ConfirmKeyStop {
   return {
     ask: async (key): Promise<ConfirmationAnswer> => {
       if (context.confirm === undefined) return "accepted";
       try {
-        return (await context.confirm(question(key))) ? "accepted" : "declined";
+        return await context.confirm(question(key));
       } catch {
         return "no_answer";
       }

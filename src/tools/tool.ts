@@ -1,6 +1,7 @@
 import * as z from "zod";
 import type { KeyService } from "../service/service.js";
 import type { Principal } from "../service/principal.js";
+import type { ConfirmationAnswer } from "../service/types.js";
 
 /**
  * The scope a key needs to see and call a tool (README, Tools): declared by each tool, never
@@ -13,11 +14,12 @@ export interface ToolContext {
   principal: Principal;
   /**
    * Asks the person behind the client to confirm a step that stops a working key (MCP
-   * elicitation). Resolves true when they accept, or at once when the client cannot ask (it
-   * declared no elicitation capability: its own approval of a destructive tool stands); false when
-   * they decline or cancel; rejects when no answer comes. Absent where there is nobody to ask.
+   * elicitation). Resolves "accepted" when they accept, or at once when the client declared no
+   * elicitation capability (its own approval of a destructive tool stands); "declined" when they
+   * decline or cancel; "cannot_ask" at once when the server never learned what the client can do
+   * (src/server.ts); rejects when no answer comes. Absent where there is nobody to ask (in process).
    */
-  confirm?: (message: string) => Promise<boolean>;
+  confirm?: (message: string) => Promise<ConfirmationAnswer>;
   /** The call's cancellation (the client gave up: notifications/cancelled, or its time-out). */
   signal?: AbortSignal;
   /** Whether a principal may call this tool (its scope), set by callTool: checked again after a confirmation's answer. */

@@ -480,7 +480,7 @@ describe("keywarden serve: confirmation over HTTP", () => {
     expect(questions).toHaveLength(2);
   });
 
-  it("does not ask in --stateless mode, where no answer could come back to the call", async () => {
+  it("in --stateless mode, where no answer could come back to the call, does not ask and does not act: cannot_ask", async () => {
     const db = tempDb();
     const admin = mintKey(db, "ops", "admin", "admin");
     const target = mintKey(db, "victim", "ci deploy", "tools:read");
@@ -488,12 +488,14 @@ describe("keywarden serve: confirmation over HTTP", () => {
     const questions: string[] = [];
     const { client } = await connectHttpClient(server.url, admin.key, "keywarden-http-test/1.0", (request) => {
       questions.push(request.params.message);
-      return { action: "decline" };
+      return { action: "accept", content: {} };
     });
     cleanups.push(() => client.close());
-    const revoked = await client.callTool({ name: "revoke_api_key", arguments: { id: target.id } });
-    expect(revoked.structuredContent).toMatchObject({ id: target.id, status: "revoked" });
+    const refused = toolError(await client.callTool({ name: "revoke_api_key", arguments: { id: target.id } }));
+    expect(refused).toMatchObject({ code: "confirmation_declined", errors: [{ key: "id", message: "cannot_ask", value: target.id }] });
     expect(questions).toEqual([]);
+    const check = await client.callTool({ name: "verify_api_key", arguments: { key: target.key } });
+    expect(check.structuredContent).toMatchObject({ code: "valid" });
   });
 });
 

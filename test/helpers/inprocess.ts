@@ -1,8 +1,10 @@
 import { request, type ClientRequest } from "node:http";
 import { join } from "node:path";
+import { BufferedFailureRecorder } from "../../src/service/failure-recorder.js";
 import type { Principal } from "../../src/service/principal.js";
 import { KeyService } from "../../src/service/service.js";
 import type { CreatedApiKey } from "../../src/service/types.js";
+import { CoalescingUseRecorder } from "../../src/service/use-recorder.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from "../../src/transports/http.js";
 import { makeTempDir } from "./harness.js";
@@ -30,23 +32,39 @@ export interface InProcessServer {
   mint(name: string, scopes: string[], user?: string, expiresAt?: string): Promise<CreatedApiKey>;
   /** The `why` of each "session closed" line so far, by the session id's first 8 characters. */
   closedSessions(): Map<string, string>;
+  /** With `batchedWrites`: writes the pending last uses and auth.failed events now. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** `noAuth`: as `keywarden serve --no-auth`, every request acts as the user "operator" with tools:read and tools:execute. */
-export async function startInProcess(options: Partial<HttpServerOptions> & { noAuth?: boolean } = {}): Promise<InProcessServer> {
-  const { noAuth = false, ...serverOptions } = options;
-  const { dir, cleanup } = makeTempDir();
-  const dbPath = join(dir, "keywarden.db");
+export interface InProcessOptions extends Partial<HttpServerOptions> {
+  /** As `keywarden serve --no-auth`: every request acts as the user "operator" with tools:read and tools:execute. */
+  noAuth?: boolean;
+  /** An existing database file, shared with other instances (the caller removes it); default: a new one. */
+  dbPath?: string;
+  /**
+   * Last use and auth.failed written in batches a second apart by this instance's own recorders, as
+   * `keywarden serve` writes them (src/cli/app.ts); default: each written at once.
+   */
+  batchedWrites?: boolean;
+  /** Keep the debug lines too (a line per request, per tool call); default: dropped. */
+  debugLog?: boolean;
+}
+
+export async function startInProcess(options: InProcessOptions = {}): Promise<InProcessServer> {
+  const { noAuth = false, dbPath: sharedPath, batchedWrites = false, debugLog = false, ...serverOptions } = options;
+  const temp = sharedPath === undefined ? makeTempDir() : null;
+  const dbPath = sharedPath ?? join(temp!.dir, "keywarden.db");
   const store = SqliteKeyStore.open({ path: dbPath });
-  const service = new KeyService({ store });
+  const recorders = batchedWrites ? { useRecorder: new CoalescingUseRecorder(store), failureRecorder: new BufferedFailureRecorder(store) } : null;
+  const service = new KeyService({ store, ...recorders });
   const log: LogLine[] = [];
   const anonymous = noAuth ? await service.localPrincipal({ userName: "operator", transport: "http", isAdmin: false }) : null;
   const line = (level: string) => (object: Record<string, unknown>, message: string) => void log.push({ level, object, message });
   const server = await startHttpServer({
     service,
     version: "test",
-    logger: { debug: () => undefined, info: line("info"), warn: line("warn"), error: line("error") },
+    logger: { debug: debugLog ? line("debug") : () => undefined, info: line("info"), warn: line("warn"), error: line("error") },
     host: "127.0.0.1",
     port: 0,
     anonymousPrincipal: anonymous === null ? null : { ...anonymous, scopes: ["tools:read", "tools:execute"] },
@@ -64,10 +82,16 @@ export async function startInProcess(options: Partial<HttpServerOptions> & { noA
     mint: async (name, scopes, user = "alice", expiresAt) => service.createApiKey(await operator(user), { name, scopes, expires_at: expiresAt }),
     closedSessions: () =>
       new Map(log.filter((entry) => entry.message === "session closed").map((entry) => [String(entry.object.session), String(entry.object.why)])),
+    flush: async () => {
+      await recorders?.useRecorder.flush();
+      await recorders?.failureRecorder.flush();
+    },
     close: async () => {
       await server.close(100);
+      await recorders?.useRecorder.close();
+      await recorders?.failureRecorder.close();
       await store.close();
-      cleanup();
+      temp?.cleanup();
     },
   };
 }

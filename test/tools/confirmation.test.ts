@@ -1,7 +1,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { DEFAULT_REQUEST_TIMEOUT_MSEC } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import { ElicitRequestSchema, type ElicitRequest } from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, type ElicitRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CONFIRMATION_TIMEOUT_MS, createServer } from "../../src/server.js";
 import type { Principal } from "../../src/service/principal.js";
@@ -94,6 +94,29 @@ describe("confirmation of steps that stop a working key", () => {
   it("does not ask a client that cannot: its own approval of a destructive tool stands", async () => {
     const plain = await connectClient(harness.service, harness.principal);
     expect((await callOk<ApiKeyRecord>(plain, "revoke_api_key", { id: key.id })).status).toBe("revoked");
+  });
+
+  it("refuses, without asking, on a server that never saw the client's initialize (serve --stateless): it cannot know whom to ask", async () => {
+    const server = createServer({ service: harness.service, principalOf: () => harness.principal, version: "test" });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const received: JSONRPCMessage[] = [];
+    clientSide.onmessage = (message) => void received.push(message);
+    await clientSide.start();
+    const before = tableCounts(harness.store);
+    for (const [id, name, args] of [[1, "revoke_api_key", { id: key.id }], [2, "rotate_api_key", { id: key.id }]] as const) {
+      await clientSide.send({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+    }
+    await vi.waitFor(() => expect(received).toHaveLength(2));
+    for (const message of received) {
+      const result = (message as unknown as { result: { isError: boolean; content: { text: string }[] } }).result;
+      expect(result.isError).toBe(true);
+      expect(JSON.parse(result.content[0]!.text)).toMatchObject({
+        error: { code: "confirmation_declined", errors: [{ key: "id", message: "cannot_ask", value: key.id }] },
+      });
+    }
+    expect(tableCounts(harness.store)).toEqual(before);
+    await server.close();
   });
 
   it("treats a client that fails to answer as a no", async () => {

@@ -96,6 +96,9 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     await session.server.close().catch(() => undefined);
   }
 
+  // --stateless (README, Stateless): nothing outlives the request, so any instance behind a balancer
+  // can take the next one. The fresh server never saw the client's initialize: it cannot ask for a
+  // confirmation, and createServer refuses the stops that need one (src/server.ts).
   const handleStateless = async (req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> => {
     const server = newServer(principal);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, maxRequestBodySize: MAX_BODY_BYTES });
