@@ -17,9 +17,10 @@ const LAST_RETRY_MS = 5000;
  * event loop together), and "all" each time the connection was lost and is listening again:
  * notifications sent meanwhile are lost, so every cached key must be read again.
  *
- * postgres.js's own sql.listen re-listens after a reconnect, but drops the listener for good when
- * that one attempt fails (postgres 3.4.9, src/index.js, listen's onclose): here the LISTEN is
- * retried, 100 ms doubling to 5 s apart, until the server answers again.
+ * postgres.js's sql.listen re-listens after a reconnect as well; this keeps the retry explicit
+ * (LISTEN again, 100 ms doubling to 5 s apart, until the server answers; tested with the server
+ * unreachable in test/store/postgres-watch.test.ts) rather than resting on how its pool re-enters
+ * its onclose, and names the connection (KEY_CHANGES_APPLICATION_NAME) for pg_stat_activity.
  */
 export async function listenForKeyChanges(options: PostgresStoreOptions, onChange: KeyChangeListener): Promise<() => Promise<void>> {
   let stopped = false;
