@@ -2,12 +2,13 @@
 // and the migrations (numbered .sql files in migrations-postgres/), tracked in a table and run
 // under an advisory lock so that instances starting together migrate once.
 import postgres from "postgres";
-import { redactDatabaseUrl } from "./database-url.js";
+import { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS, redactDatabaseUrl } from "./database.js";
 import { StoreOpenError } from "./errors.js";
 import { loadMigrations, type Migration } from "./migrations.js";
 import { PG_TYPES } from "./postgres-types.js";
 
 export type PgSql = postgres.Sql;
+export { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS };
 
 export interface PostgresStoreOptions {
   /**
@@ -26,9 +27,6 @@ export interface PostgresStoreOptions {
    */
   createSchema?: boolean;
 }
-
-export const DEFAULT_PG_POOL_SIZE = 10;
-export const DEFAULT_PG_STATEMENT_TIMEOUT_MS = 5000;
 
 /** The table that records the migrations applied, one row per version. */
 const MIGRATIONS_TABLE = "keywarden_schema_migrations";

@@ -1,5 +1,11 @@
-// Which engine a --db value names, and how it may be shown: every log line and error message that
-// names a database shows it through redactDatabaseUrl, so that a password in a URL never leaves.
+// What the configuration needs to know of databases without loading a driver: which engine a --db
+// value names, how it may be shown (every log line and error message that names a database shows
+// it through redactDatabaseUrl, so that a password in a URL never leaves), the pool's defaults.
+
+/** Connections in a PostgreSQL store's pool, per process (--pg-pool-size). */
+export const DEFAULT_PG_POOL_SIZE = 10;
+/** statement_timeout of a PostgreSQL store's connections, in milliseconds (--pg-statement-timeout). */
+export const DEFAULT_PG_STATEMENT_TIMEOUT_MS = 5000;
 
 /** `postgres://…` and `postgresql://…` (any case) name a PostgreSQL database; anything else is a SQLite path. */
 export function isPostgresUrl(db: string): boolean {
