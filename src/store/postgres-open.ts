@@ -49,7 +49,6 @@ export function loadPostgresMigrations(): Migration[] {
 export function connectionOptions(options: PostgresStoreOptions, applicationName = "keywarden"): postgres.Options<typeof PG_TYPES> {
   return {
     max: options.poolSize ?? DEFAULT_PG_POOL_SIZE,
-    connect_timeout: 10,
     types: PG_TYPES,
     onnotice: () => undefined,
     connection: {

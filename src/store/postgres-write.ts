@@ -13,7 +13,7 @@ type Tx = postgres.TransactionSql;
 type Params = postgres.ParameterOrJSON<never>[];
 
 /** The class of keywarden's per-user advisory locks: the two-key space, apart from the migrations' one-key lock. */
-const USER_LOCK_CLASS = 0x6b775553; // "kwUS" in ASCII
+export const USER_LOCK_CLASS = 0x6b775553; // "kwUS" in ASCII
 
 /**
  * The advisory lock of one user: the first 32 bits of SHA-256 of its id, the same in every

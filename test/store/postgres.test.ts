@@ -5,7 +5,7 @@ import { StoreOpenError } from "../../src/store/errors.js";
 import { countActiveKeysSql } from "../../src/store/key-sql.js";
 import { loadPostgresMigrations, PostgresKeyStore } from "../../src/store/postgres.js";
 import { fromPgTimestamp, toPgTimestamp } from "../../src/store/postgres-types.js";
-import { userLockKey } from "../../src/store/postgres-write.js";
+import { USER_LOCK_CLASS, userLockKey } from "../../src/store/postgres-write.js";
 import type { ApiKeyRow } from "../../src/store/types.js";
 import { createTestDatabase, PG_URL, type TestDatabase } from "../helpers/pg.js";
 
@@ -274,7 +274,7 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.write's lock", () => {
     const holding = new Promise<void>((resolve) => (locked = resolve));
     // Another instance deciding on alice: it holds her lock until it commits.
     const other = holder.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${0x6b775553}::int4, ${userLockKey(alice.id)}::int4)`;
+      await tx`SELECT pg_advisory_xact_lock(${USER_LOCK_CLASS}::int4, ${userLockKey(alice.id)}::int4)`;
       locked();
       await released;
     });
@@ -302,7 +302,7 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.write's lock", () => {
     let locked!: () => void;
     const holding = new Promise<void>((resolve) => (locked = resolve));
     const other = holder.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${0x6b775553}::int4, ${userLockKey(alice.id)}::int4)`;
+      await tx`SELECT pg_advisory_xact_lock(${USER_LOCK_CLASS}::int4, ${userLockKey(alice.id)}::int4)`;
       await tx`UPDATE api_keys SET name = 'renamed by the other' WHERE id = ${key.id}`;
       locked();
       await released;
