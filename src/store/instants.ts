@@ -37,7 +37,8 @@ export interface KeyLifetime {
 /**
  * The one definition of a key's status at `now` (README, Tools: status is derived): revoked if
  * revoked_at is set, else expired if expires_at <= now, else active. Plain text comparison of
- * canonical instants: exactly what keyStatusSql asks SQL, so code and SQL cannot disagree.
+ * canonical instants: the comparisons keyStatusSql asks of SQL (on the same text in SQLite, on
+ * timestamptz in PostgreSQL: both the order of time), so code and SQL cannot disagree.
  */
 export function keyStatusAt(key: KeyLifetime, now: Instant): KeyStatus {
   if (key.revoked_at !== null) return "revoked";
