@@ -2,16 +2,17 @@
 // its App here and closes it when done; nothing else in src/cli/ builds a store or a service.
 import { existsSync } from "node:fs";
 import { destination, pino, type Logger } from "pino";
-import { ConfigError, resolveConfig, type AppConfig, type RawOptions } from "../config/index.js";
+import { ConfigError, resolveConfig, type AppConfig, type DatabaseConfig, type RawOptions } from "../config/index.js";
 import { PEPPERED_ALGORITHM } from "../keys/hash.js";
 import { BufferedFailureRecorder } from "../service/failure-recorder.js";
 import { KeyService } from "../service/service.js";
 import { CoalescingUseRecorder } from "../service/use-recorder.js";
 import { SqliteKeyStore } from "../store/sqlite.js";
+import type { KeyStore } from "../store/types.js";
 
 export interface App {
   config: AppConfig;
-  store: SqliteKeyStore;
+  store: KeyStore;
   service: KeyService;
   logger: Logger;
   recorder: CoalescingUseRecorder;
@@ -25,16 +26,26 @@ export function createLogger(level: string): Logger {
 }
 
 /**
- * `mayCreate: false` for commands that only read or change what is there: a mistyped --db must not
- * leave a new, empty database behind and answer as if it were the real one.
+ * The store --db names: the one place that chooses the engine. `mayCreate: false` for commands
+ * that only read or change what is there: a mistyped --db must not leave a new, empty database (or
+ * schema) behind and answer as if it were the real one.
  */
+export async function openKeyStore(database: DatabaseConfig, { mayCreate }: { mayCreate: boolean }): Promise<KeyStore> {
+  if (database.engine === "postgres") {
+    // Loaded here: a SQLite start does not load the PostgreSQL driver.
+    const { PostgresKeyStore } = await import("../store/postgres.js");
+    return PostgresKeyStore.open({ url: database.url, poolSize: database.poolSize, statementTimeoutMs: database.statementTimeoutMs, createSchema: mayCreate });
+  }
+  if (!mayCreate && database.path !== ":memory:" && !existsSync(database.path)) {
+    throw new ConfigError(`no database at ${database.path} (--db / KEYWARDEN_DB): this command creates none; check the path`);
+  }
+  return SqliteKeyStore.open({ path: database.path });
+}
+
 export async function openApp(options: RawOptions, { mayCreate = true }: { mayCreate?: boolean } = {}): Promise<App> {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
-  if (!mayCreate && config.databasePath !== ":memory:" && !existsSync(config.databasePath)) {
-    throw new ConfigError(`no database at ${config.databasePath} (--db / KEYWARDEN_DB): this command creates none; check the path`);
-  }
-  const store = SqliteKeyStore.open({ path: config.databasePath });
+  const store = await openKeyStore(config.database, { mayCreate });
   // Last use is written in batches, at most a second late, not with a synchronous write per verify.
   const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
   // Failed authentications likewise: one bounded batch a second, so failures cannot become disk load.
@@ -57,7 +68,7 @@ export async function openApp(options: RawOptions, { mayCreate = true }: { mayCr
   if (pepperDiffers) {
     await close();
     throw new ConfigError(
-      `KEYWARDEN_PEPPER is not the pepper database ${config.databasePath} hashes its keys with: set the one its keys were created with (keys made with another would never verify)`,
+      `KEYWARDEN_PEPPER is not the pepper database ${config.databaseLabel} hashes its keys with: set the one its keys were created with (keys made with another would never verify)`,
     );
   }
   if (unusable.length > 0) {
@@ -66,8 +77,8 @@ export async function openApp(options: RawOptions, { mayCreate = true }: { mayCr
       unusable
         .map((algorithm) =>
           algorithm === PEPPERED_ALGORITHM
-            ? `database ${config.databasePath} holds keys hashed with ${algorithm}, which needs KEYWARDEN_PEPPER: set it to the pepper those keys were created with`
-            : `database ${config.databasePath} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
+            ? `database ${config.databaseLabel} holds keys hashed with ${algorithm}, which needs KEYWARDEN_PEPPER: set it to the pepper those keys were created with`
+            : `database ${config.databaseLabel} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
         )
         .join("; "),
     );

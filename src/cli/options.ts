@@ -3,7 +3,17 @@ import { Command, Option } from "commander";
 /** Options every command shares: where the store is, who acts, and the policy. Flags beat environment. */
 export function addCommonOptions(command: Command): Command {
   return command
-    .addOption(new Option("--db <path>", 'SQLite database file, or ":memory:" (default: keywarden.db in the OS data directory)').env("KEYWARDEN_DB"))
+    .addOption(
+      new Option("--db <path|url>", 'SQLite database file, ":memory:", or a postgres://… URL (default: keywarden.db in the OS data directory)').env(
+        "KEYWARDEN_DB",
+      ),
+    )
+    .addOption(new Option("--pg-pool-size <n>", "PostgreSQL: connections per process (default: 10)").env("KEYWARDEN_PG_POOL_SIZE"))
+    .addOption(
+      new Option("--pg-statement-timeout <ms>", "PostgreSQL: statement_timeout of every connection, in milliseconds (default: 5000)").env(
+        "KEYWARDEN_PG_STATEMENT_TIMEOUT",
+      ),
+    )
     .addOption(new Option("--user <name>", "acting user (default: the OS user name); created on first use").env("KEYWARDEN_USER"))
     .addOption(new Option("--key-brand <brand>", "token brand, 1-16 of [a-z0-9] (default: kw)").env("KEYWARDEN_KEY_BRAND"))
     .addOption(new Option("--max-active-keys <n>", "active keys per user (default: 5)").env("KEYWARDEN_MAX_ACTIVE_KEYS"))

@@ -3,7 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/index.js";
 import { ServiceError } from "../service/errors.js";
-import { StoreOpenError } from "../store/sqlite.js";
+import { StoreOpenError } from "../store/errors.js";
 import { VERSION } from "../version.js";
 import { addListEvents } from "./admin-events.js";
 import { addCreateKey, addListKeys, addRevokeKey } from "./admin-keys.js";

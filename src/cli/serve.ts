@@ -74,7 +74,7 @@ async function runStdioServer(options: RawOptions): Promise<void> {
   const server = createServer({ service, principalOf: () => principal, version: VERSION, logger });
   await serveStdio(server, close);
   logger.info(
-    { version: VERSION, db: config.databasePath, user: config.userName, admin: config.isAdmin },
+    { version: VERSION, db: config.databaseLabel, user: config.userName, admin: config.isAdmin },
     "keywarden stdio server ready",
   );
 }
@@ -142,7 +142,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
     {
       version: VERSION,
       url: server.url,
-      db: config.databasePath,
+      db: config.databaseLabel,
       stateless: http.stateless,
       auth: http.noAuth ? "none" : "bearer",
       allowed_origins: http.allowedOrigins ?? "loopback",

@@ -3,11 +3,14 @@ import { join } from "node:path";
 import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "../keys/token.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "../service/policy.js";
+import { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS, isPostgresUrl, redactDatabaseUrl } from "../store/database.js";
 import { booleanEnv, ConfigError, daysOrNone, parseName, parseScopeList, positiveInteger } from "./parsers.js";
 
 /** What flags (already merged with their environment variables by commander) hand to the composition root. */
 export interface RawOptions {
   db?: string;
+  pgPoolSize?: string;
+  pgStatementTimeout?: string;
   user?: string;
   keyBrand?: string;
   maxActiveKeys?: string;
@@ -18,8 +21,15 @@ export interface RawOptions {
   admin?: boolean;
 }
 
+/** Where the store is: a SQLite file (or ":memory:"), or a PostgreSQL database (README, Configuration). */
+export type DatabaseConfig =
+  | { engine: "sqlite"; path: string }
+  | { engine: "postgres"; url: string; poolSize: number; statementTimeoutMs: number };
+
 export interface AppConfig {
-  databasePath: string;
+  database: DatabaseConfig;
+  /** The database as logs and messages name it: a URL without its password (redactDatabaseUrl). */
+  databaseLabel: string;
   userName: string;
   isAdmin: boolean;
   pepper: string | undefined;
@@ -87,11 +97,16 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
 
   const isAdmin = booleanEnv("KEYWARDEN_ADMIN", env) || options.admin === true;
 
-  const databasePath = options.db ?? defaultDatabasePath();
-  if (databasePath.trim().length === 0) throw new ConfigError("--db / KEYWARDEN_DB must not be empty");
+  const db = options.db ?? defaultDatabasePath();
+  if (db.trim().length === 0) throw new ConfigError("--db / KEYWARDEN_DB must not be empty");
+  const poolSize = positiveInteger("--pg-pool-size / KEYWARDEN_PG_POOL_SIZE", options.pgPoolSize, DEFAULT_PG_POOL_SIZE);
+  const statementTimeoutMs = positiveInteger("--pg-statement-timeout / KEYWARDEN_PG_STATEMENT_TIMEOUT", options.pgStatementTimeout, DEFAULT_PG_STATEMENT_TIMEOUT_MS);
+  // postgres:// and postgresql:// name PostgreSQL; anything else is a SQLite path, as before.
+  const database: DatabaseConfig = isPostgresUrl(db) ? { engine: "postgres", url: db, poolSize, statementTimeoutMs } : { engine: "sqlite", path: db };
 
   return {
-    databasePath,
+    database,
+    databaseLabel: redactDatabaseUrl(db),
     userName,
     isAdmin,
     pepper: pepper || undefined,

@@ -37,7 +37,8 @@ export interface KeyLifetime {
 /**
  * The one definition of a key's status at `now` (README, Tools: status is derived): revoked if
  * revoked_at is set, else expired if expires_at <= now, else active. Plain text comparison of
- * canonical instants: exactly what KEY_STATUS_SQL asks SQLite, so code and SQL cannot disagree.
+ * canonical instants: the comparisons keyStatusSql asks of SQL (on the same text in SQLite, on
+ * timestamptz in PostgreSQL: both the order of time), so code and SQL cannot disagree.
  */
 export function keyStatusAt(key: KeyLifetime, now: Instant): KeyStatus {
   if (key.revoked_at !== null) return "revoked";
@@ -57,11 +58,18 @@ export function isLaterExpiry(next: Instant | null, current: Instant | null): bo
 }
 
 /**
- * keyStatusAt as SQL conditions over api_keys' revoked_at and expires_at, with `now` bound as
- * @now: the same comparisons on the same canonical text.
+ * keyStatusAt as SQL conditions over api_keys' revoked_at and expires_at, with `now` written as the
+ * placeholder each engine binds it by (`@now` in SQLite, `$2` in PostgreSQL): the same comparisons
+ * in every engine. SQLite compares the canonical text, PostgreSQL timestamptz values; both are the
+ * order of time (see Instant above, and src/store/migrations-postgres/001_initial.sql).
  */
-export const KEY_STATUS_SQL: Readonly<Record<KeyStatus, string>> = {
-  revoked: "revoked_at IS NOT NULL",
-  expired: "revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= @now",
-  active: "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)",
-};
+export function keyStatusSql(now: string): Readonly<Record<KeyStatus, string>> {
+  return {
+    revoked: "revoked_at IS NOT NULL",
+    expired: `revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ${now}`,
+    active: `revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${now})`,
+  };
+}
+
+/** keyStatusSql with SQLite's named parameter @now. */
+export const KEY_STATUS_SQL: Readonly<Record<KeyStatus, string>> = keyStatusSql("@now");

@@ -2,12 +2,10 @@ import { closeSync, constants, mkdirSync, openSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, sep } from "node:path";
 import Database from "better-sqlite3";
+import { StoreOpenError } from "./errors.js";
 import { loadMigrations, type Migration } from "./migrations.js";
 
-/** Refusing to open a database is a user-facing condition, not a bug: the message is the whole story. */
-export class StoreOpenError extends Error {
-  override name = "StoreOpenError";
-}
+export { StoreOpenError };
 
 export interface SqliteStoreOptions {
   /** A file path, or ":memory:". */

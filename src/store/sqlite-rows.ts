@@ -1,8 +1,8 @@
 // The SQLite store's row shapes and the SQL it shares between statements: how rows travel between
 // JavaScript and the tables, not what they mean.
 import type { HashAlgorithm } from "../keys/hash.js";
-import { KEY_STATUS_SQL } from "./instants.js";
-import type { ApiKeyRow, KeyEventRow, KeyStatusFilter, PlannedEvent, ProjectRow, Transport } from "./types.js";
+import { countActiveKeysSql, countsAgainstCap, KEY_ROW_SELECT, statusCondition } from "./key-sql.js";
+import type { ApiKeyRow, KeyEventRow, PlannedEvent, ProjectRow, Transport } from "./types.js";
 
 export interface ApiKeyDbRow extends Omit<ApiKeyRow, "scopes" | "key_hash" | "hash_algorithm"> {
   scopes: string;
@@ -29,26 +29,16 @@ export interface KeyEventDbRow extends Omit<KeyEventRow, "detail" | "transport">
   transport: string;
 }
 
-const ACTIVE_AT = KEY_STATUS_SQL.active;
+/** The keys the cap counts, with SQLite's @now (src/store/key-sql.ts). */
+export const COUNTS_AGAINST_CAP = countsAgainstCap("@now");
 
-/** The keys the cap counts: active, and not on their way out after a rotation. */
-export const COUNTS_AGAINST_CAP = `replaced_by IS NULL AND ${ACTIVE_AT}`;
+/** The cap's count in SQLite's named parameters. */
+export const COUNT_ACTIVE_KEYS_SQL = countActiveKeysSql("@user_id", "@now");
 
-/** The cap's count, run in every create's write transaction: answered from api_keys_unrevoked_by_user alone. */
-export const COUNT_ACTIVE_KEYS_SQL = `SELECT count(*) AS n FROM api_keys WHERE user_id = @user_id AND ${COUNTS_AGAINST_CAP}`;
+/** The status filters in SQLite's named parameters. */
+export const STATUS_CONDITION = statusCondition("@now");
 
-/** The SQL condition of each status filter: keyStatusAt's own conditions (instants.ts). */
-export const STATUS_CONDITION: Record<KeyStatusFilter, string> = { ...KEY_STATUS_SQL, all: "1 = 1" };
-
-/**
- * A whole key row: api_keys with its last use from key_usage (null when never used), in the
- * column order of ApiKeyRow. Every reader of a whole key selects this; verification does not.
- * Column names are unique across the two tables, so conditions may name them unqualified.
- */
-export const KEY_ROW_SELECT = `SELECT api_keys.id, organization_id, user_id, project_id, name, description, key_prefix, key_hash,
-    hash_algorithm, scopes, created_at, created_by_user_id, created_by_key_id, expires_at,
-    last_used_at, last_used_ip, last_used_user_agent, revoked_at, revoked_reason, rotated_from, replaced_by
-  FROM api_keys LEFT JOIN key_usage ON key_usage.key_id = api_keys.id`;
+export { KEY_ROW_SELECT };
 
 export function toApiKeyRow(row: ApiKeyDbRow): ApiKeyRow {
   return {

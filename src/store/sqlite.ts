@@ -17,6 +17,7 @@ import {
   type ProjectDbRow,
   type VerifiableKeyDbRow,
 } from "./sqlite-rows.js";
+import { DEFAULT_ORGANIZATION_NAME } from "./types.js";
 import type {
   ApiKeyRow,
   CurrentRows,
@@ -43,7 +44,7 @@ import type {
 export { openSqliteDatabase, StoreOpenError, type SqliteStoreOptions } from "./sqlite-open.js";
 export { COUNT_ACTIVE_KEYS_SQL } from "./sqlite-rows.js";
 
-export const DEFAULT_ORGANIZATION_NAME = "default";
+export { DEFAULT_ORGANIZATION_NAME };
 
 /** The columns a KeyUpdate may set, in a fixed order so that each set of columns is one prepared statement. */
 const MUTABLE_KEY_FIELDS: readonly MutableKeyField[] = ["name", "description", "scopes", "expires_at", "revoked_at", "revoked_reason", "replaced_by"];

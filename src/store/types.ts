@@ -1,5 +1,8 @@
 import type { HashAlgorithm } from "../keys/hash.js";
 
+/** The name of the organization KeyStore.ensureDefaultOrganization creates. */
+export const DEFAULT_ORGANIZATION_NAME = "default";
+
 /** Where a call came from, recorded in the audit log. */
 export type Transport = "stdio" | "http" | "cli" | "library";
 
@@ -190,6 +193,13 @@ export interface KeyUse {
 }
 
 /**
+ * What KeyStore.watchKeyChanges reports: the ids of keys that changed (updated or deleted, in a
+ * committed transaction of any connection or instance), or "all" when changes may have been missed
+ * (the listening connection was lost and is back): every key known must then be read again.
+ */
+export type KeyChangeListener = (changed: string[] | "all") => void;
+
+/**
  * Persistence for keywarden. Async so that a networked engine can implement it; the SQLite
  * implementation runs each method as one transaction.
  */
@@ -241,6 +251,13 @@ export interface KeyStore {
   listEvents(keyId: string): Promise<KeyEventRow[]>;
   /** Events in (occurred_at, seq) order, after `query.after`, at most `query.limit` of them. */
   listKeyEvents(query: ListEventsQuery): Promise<KeyEventEntry[]>;
+
+  /**
+   * Optional: tells `onChange` of key changes made by any connection or process, as they commit
+   * (KeyChangeListener). Resolves once it listens, with a function that stops it; close() stops it
+   * too. A store without it (SQLite) leaves it out: callers then re-read keys on their own schedule.
+   */
+  watchKeyChanges?(onChange: KeyChangeListener): Promise<() => Promise<void>>;
 
   /** Throws when the database does not answer (the health check). */
   ping(): Promise<void>;

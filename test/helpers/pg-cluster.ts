@@ -2,7 +2,7 @@
 // loopback, stopped and removed afterwards. PostgreSQL refuses to run as root, so as root the
 // cluster belongs to the `postgres` user that Debian's package creates (`runuser -u postgres`).
 import { execFileSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,8 +43,11 @@ function postgresUid(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-/** Starts a cluster with trust authentication on 127.0.0.1 and a free port. */
-export async function startPgCluster(bin: string): Promise<PgCluster> {
+/**
+ * Starts a cluster on 127.0.0.1 and a free port: trust authentication, or with `password` its
+ * superuser's password required (scram-sha-256) on every connection.
+ */
+export async function startPgCluster(bin: string, { password }: { password?: string } = {}): Promise<PgCluster> {
   const asRoot = process.getuid?.() === 0;
   const dir = mkdtempSync(join(tmpdir(), "keywarden-pg-"));
   const data = join(dir, "data");
@@ -57,7 +60,14 @@ export async function startPgCluster(bin: string): Promise<PgCluster> {
     const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", join(bin, command), ...args]] : [join(bin, command), args];
     execFileSync(file, argv, { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
   };
-  run("initdb", ["-D", data, "-A", "trust", "-U", user, "--encoding", "UTF8", "--locale", "C"]);
+  const auth = ["-A", "trust"];
+  if (password !== undefined) {
+    const pwfile = join(dir, "pwfile");
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (asRoot) chownSync(pwfile, postgresUid().uid, postgresUid().gid);
+    auth.splice(0, 2, "-A", "scram-sha-256", `--pwfile=${pwfile}`);
+  }
+  run("initdb", ["-D", data, ...auth, "-U", user, "--encoding", "UTF8", "--locale", "C"]);
   const port = await freePort();
   // fsync stays on: the crash tests rely on what PostgreSQL promises, as production runs it.
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=300`;
