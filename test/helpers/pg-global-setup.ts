@@ -10,7 +10,7 @@ export default async function setup(): Promise<() => void> {
   if (!process.env.KEYWARDEN_TEST_PG_URL) {
     const bin = findPgBin();
     if (bin) {
-      cluster = await startPgCluster(bin);
+      cluster = await startPgCluster(bin, { durable: false });
       process.env.KEYWARDEN_TEST_PG_URL = cluster.url;
     }
   }
