@@ -9,11 +9,13 @@ import { scale } from "./scale.mjs";
 import { toolCalls } from "./tool-calls.mjs";
 import { verifyHttp } from "./verify-http.mjs";
 import { verifyInProcess } from "./verify-inprocess.mjs";
+import { verifyPostgres } from "./verify-postgres.mjs";
 import { fmt, ROOT } from "./lib.mjs";
 
 const ROWS = {
   "verify-inprocess": verifyInProcess,
   "verify-http": verifyHttp,
+  "verify-postgres": verifyPostgres,
   "tool-calls": toolCalls,
   "cold-start": coldStart,
   scale,

@@ -7,7 +7,8 @@ import { bulkLoad, CLI, median, mintKey, spawnServer, tempDir } from "./lib.mjs"
 const CONNECTIONS = 32;
 const SECONDS = 5;
 
-function load(url, { headers = {}, bodies }) {
+/** autocannon at CONNECTIONS connections for SECONDS, POSTing `bodies` in turn (also verify-postgres.mjs). */
+export function loadHttp(url, { headers = {}, bodies }) {
   return new Promise((resolve, reject) => {
     autocannon(
       {
@@ -38,8 +39,8 @@ export async function verifyHttp({ rounds = 3 } = {}) {
 
     const bodies = tokens.map((key) => JSON.stringify({ key }));
     const verifyUrl = new URL("/v1/keys/verify", ours.url).href;
-    const runOurs = () => load(verifyUrl, { headers: { authorization: `Bearer ${gateway}` }, bodies });
-    const runBare = () => load(bare.url, { bodies });
+    const runOurs = () => loadHttp(verifyUrl, { headers: { authorization: `Bearer ${gateway}` }, bodies });
+    const runBare = () => loadHttp(bare.url, { bodies });
 
     // Check once that every answer is a 200 saying valid, so the rate is of real verifications.
     const probe = await fetch(verifyUrl, { method: "POST", headers: { authorization: `Bearer ${gateway}`, "content-type": "application/json" }, body: bodies[0] });

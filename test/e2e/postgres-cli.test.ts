@@ -3,7 +3,7 @@ import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { secretOf } from "../helpers/harness.js";
 import { rawRequest, spawnHttpServer } from "../helpers/http.js";
-import { findPgBin, startPgCluster, type PgCluster } from "../helpers/pg-cluster.js";
+import { findPgBin, startPgCluster, type PgCluster } from "../helpers/pg-cluster.mjs";
 import { createTestDatabase, PG_URL } from "../helpers/pg.js";
 import { runCli, spawnStdioServer } from "../helpers/spawn.js";
 
@@ -166,7 +166,7 @@ describe.skipIf(!PG_BIN)("keywarden on a PostgreSQL server that checks passwords
   const PASSWORD = "the-right-password";
   let cluster: PgCluster;
   beforeAll(async () => {
-    cluster = await startPgCluster(PG_BIN!, { password: PASSWORD });
+    cluster = await startPgCluster(PG_BIN!, { password: PASSWORD, durable: false });
   }, 60_000);
   afterAll(() => cluster?.stop());
 

@@ -3,14 +3,14 @@
 // started for the run and stopped after it. With neither, the PostgreSQL tests are skipped and
 // the run says so loudly; KEYWARDEN_REQUIRE_PG=1 (set by .ci/run and `npm run test:pg`) turns
 // that skip into a failure.
-import { findPgBin, startPgCluster, type PgCluster } from "./pg-cluster.js";
+import { findPgBin, startPgCluster, type PgCluster } from "./pg-cluster.mjs";
 
 export default async function setup(): Promise<() => void> {
   let cluster: PgCluster | undefined;
   if (!process.env.KEYWARDEN_TEST_PG_URL) {
     const bin = findPgBin();
     if (bin) {
-      cluster = await startPgCluster(bin);
+      cluster = await startPgCluster(bin, { durable: false });
       process.env.KEYWARDEN_TEST_PG_URL = cluster.url;
     }
   }

@@ -3,16 +3,17 @@ import { generateToken } from "../../src/keys/token.js";
 import { ServiceError } from "../../src/service/errors.js";
 import type { RequestOrigin } from "../../src/service/types.js";
 import { CoalescingUseRecorder } from "../../src/service/use-recorder.js";
-import { openHarness, secretOf, type Harness } from "../helpers/harness.js";
+import { openSqliteHarness, secretOf, type Harness } from "../helpers/harness.js";
+import type { SqliteKeyStore } from "../../src/store/sqlite.js";
 
 const DAY = 86_400_000;
 const origin: RequestOrigin = { transport: "http", clientAddress: "203.0.113.7", userAgent: "probe/1" };
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 afterEach(() => harness?.close());
 
 describe("authenticateKey", () => {
   it("builds the principal of a good key and records its use", async () => {
-    harness = await openHarness({ isAdmin: true });
+    harness = await openSqliteHarness({ isAdmin: true });
     const { service, principal, store, clock } = harness;
     const admin = await service.createApiKey(principal, { name: "admin", scopes: ["admin"] });
     const result = await service.authenticateKey(admin.key, origin);
@@ -38,7 +39,7 @@ describe("authenticateKey", () => {
   });
 
   it("tells the kinds of failure apart for the audit log, and never reports a key for an unknown token", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal, clock } = harness;
     const revoked = await service.createApiKey(principal, { name: "r" });
     await service.revokeApiKey(principal, { id: revoked.id });
@@ -58,7 +59,7 @@ describe("authenticateKey", () => {
   });
 
   it("writes auth.failed under the default organization, with reason and address, and no secret", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, store, principal } = harness;
     const unknown = generateToken("kw");
     const refusal = await service.authenticateKey(unknown.token, origin);
@@ -81,7 +82,7 @@ describe("authenticateKey", () => {
 
 describe("createApiKey with explicit scopes (admin create-key)", () => {
   it("lets an admin grant any scope, a key only scopes it holds, and checks the names", async () => {
-    harness = await openHarness({ isAdmin: true });
+    harness = await openSqliteHarness({ isAdmin: true });
     const { service, principal } = harness;
     expect((await service.createApiKey(principal, { name: "a", scopes: ["admin", "keys:verify"] })).scopes).toEqual(["admin", "keys:verify"]);
 
@@ -100,7 +101,7 @@ describe("createApiKey with explicit scopes (admin create-key)", () => {
 
 describe("CoalescingUseRecorder", () => {
   it("keeps the latest use per key in memory and writes them together on flush and close", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal, store } = harness;
     const one = await service.createApiKey(principal, { name: "one" });
     const two = await service.createApiKey(principal, { name: "two" });
@@ -122,7 +123,7 @@ describe("CoalescingUseRecorder", () => {
   });
 
   it("writes a batch after its interval without being asked", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal, store } = harness;
     const key = await service.createApiKey(principal, { name: "k" });
     const recorder = new CoalescingUseRecorder(store, { intervalMs: 20 });

@@ -3,10 +3,11 @@ import { createTokenHasher, hashesEqual } from "../../src/keys/hash.js";
 import { parseToken } from "../../src/keys/token.js";
 import { ServiceError } from "../../src/service/errors.js";
 import type { Principal } from "../../src/service/principal.js";
-import { openHarness, tableCounts, type Harness } from "../helpers/harness.js";
+import { openSqliteHarness, tableCounts, type Harness } from "../helpers/harness.js";
+import type { SqliteKeyStore } from "../../src/store/sqlite.js";
 
 const DAY = 86_400_000;
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 afterEach(() => harness?.close());
 
 async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
@@ -20,7 +21,7 @@ async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
 
 describe("createApiKey", () => {
   it("mints a user-level key with the default expiry and scopes, storing only its hash and prefix", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal, clock, store } = harness;
     const created = await service.createApiKey(principal, { name: "  ci deploy  " });
 
@@ -46,7 +47,7 @@ describe("createApiKey", () => {
   });
 
   it("uses HMAC-SHA-256 with the pepper when one is configured", async () => {
-    harness = await openHarness({ pepper: "a-pepper-of-16-chars+" });
+    harness = await openSqliteHarness({ pepper: "a-pepper-of-16-chars+" });
     const created = await harness.service.createApiKey(harness.principal, { name: "peppered" });
     const row = await harness.store.getKeyById(created.id);
     expect(row?.hash_algorithm).toBe("hmac-sha256");
@@ -54,7 +55,7 @@ describe("createApiKey", () => {
   });
 
   it("writes one key.created audit event without the token or its hash", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const created = await harness.service.createApiKey(harness.principal, { name: "audited" });
     const events = await harness.store.listEvents(created.id);
     expect(events).toHaveLength(1);
@@ -72,7 +73,7 @@ describe("createApiKey", () => {
   });
 
   it("takes a project by id or slug and gives the key the project's default scopes", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const admin = { ...harness.principal, isAdmin: true };
     const project = await harness.service.createProject(admin, { slug: "billing", name: "Billing", default_scopes: ["billing:read"] });
     const bySlug = await harness.service.createApiKey(harness.principal, { name: "a", project_reference: "billing" });
@@ -83,7 +84,7 @@ describe("createApiKey", () => {
   });
 
   it("accepts expires_at with any offset and returns it in UTC; honours the exact maximum", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal } = harness;
     const withOffset = await service.createApiKey(principal, { name: "a", expires_at: "2026-07-01T14:30:00+02:00" });
     expect(withOffset.expires_at).toBe("2026-07-01T12:30:00.000Z");
@@ -92,7 +93,7 @@ describe("createApiKey", () => {
   });
 
   it("refuses bad names and expiry dates with one validation entry per field, writing nothing", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal, store, clock } = harness;
     const before = tableCounts(store);
     const cases: [Record<string, string>, string[]][] = [
@@ -121,13 +122,13 @@ describe("createApiKey", () => {
   });
 
   it("counts names in characters, not UTF-16 units", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const name = "🔑".repeat(255);
     expect((await harness.service.createApiKey(harness.principal, { name })).name).toBe(name);
   });
 
   it("answers not_found for an unknown project, naming project_reference, and writes nothing", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const before = tableCounts(harness.store);
     const error = await refusal(harness.service.createApiKey(harness.principal, { name: "x", project_reference: "nope" }));
     expect(error.code).toBe("not_found");
@@ -136,7 +137,7 @@ describe("createApiKey", () => {
   });
 
   it("refuses the sixth active key with max_keys_reached; revoked and expired keys do not count", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal, store, clock } = harness;
     for (let i = 0; i < 5; i++) await service.createApiKey(principal, { name: `k${i}` });
     const before = tableCounts(store);
@@ -157,7 +158,7 @@ describe("createApiKey", () => {
   });
 
   it("never lets concurrent creates exceed the cap", async () => {
-    harness = await openHarness({ policy: { maxActiveKeysPerUser: 3 } });
+    harness = await openSqliteHarness({ policy: { maxActiveKeysPerUser: 3 } });
     const results = await Promise.allSettled(
       Array.from({ length: 12 }, (_, i) => harness.service.createApiKey(harness.principal, { name: `p${i}` })),
     );
@@ -166,13 +167,13 @@ describe("createApiKey", () => {
   });
 
   it("gives keys no expiry when the operator sets the default to none", async () => {
-    harness = await openHarness({ policy: { defaultExpiryDays: null, maxExpiryDays: null } });
+    harness = await openSqliteHarness({ policy: { defaultExpiryDays: null, maxExpiryDays: null } });
     const created = await harness.service.createApiKey(harness.principal, { name: "forever" });
     expect(created.expires_at).toBeNull();
   });
 
   it("narrows a key minted with a key to the acting key's scopes, and honours the minting switch", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const viaKey: Principal = { ...harness.principal, transport: "http", keyId: "key_actingkey", scopes: ["tools:execute"] };
     expect((await harness.service.createApiKey(viaKey, { name: "narrow" })).scopes).toEqual(["tools:execute"]);
 
@@ -183,7 +184,7 @@ describe("createApiKey", () => {
   });
 
   it("lets an admin create a key for another user (owner), recorded as created by the admin; refuses anyone else", async () => {
-    harness = await openHarness({ isAdmin: true, userName: "operator", policy: { maxActiveKeysPerUser: 1 } });
+    harness = await openSqliteHarness({ isAdmin: true, userName: "operator", policy: { maxActiveKeysPerUser: 1 } });
     const { service, principal, store } = harness;
     const created = await service.createApiKey(principal, { name: "gw", owner: "gateway", scopes: ["keys:verify"] });
     const row = (await store.getKeyById(created.id))!;
@@ -202,7 +203,7 @@ describe("createApiKey", () => {
   });
 
   it("takes expires_in_days (admin create-key --expires-in-days) within the longest expiry and 9999-12-31T23:59:59Z", async () => {
-    harness = await openHarness({ isAdmin: true, policy: { defaultExpiryDays: null, maxExpiryDays: null } });
+    harness = await openSqliteHarness({ isAdmin: true, policy: { defaultExpiryDays: null, maxExpiryDays: null } });
     const { service, principal, clock } = harness;
     expect((await service.createApiKey(principal, { name: "week", expires_in_days: 7 })).expires_at).toBe(new Date(clock.current.getTime() + 7 * 86_400_000).toISOString());
     const far = await refusal(service.createApiKey(principal, { name: "far", expires_in_days: 3_000_000 }));
@@ -213,7 +214,7 @@ describe("createApiKey", () => {
   });
 
   it("refuses minting with a key when the operator forbids it", async () => {
-    harness = await openHarness({ policy: { allowMintingWithKeys: false } });
+    harness = await openSqliteHarness({ policy: { allowMintingWithKeys: false } });
     const viaKey: Principal = { ...harness.principal, transport: "http", keyId: "key_actingkey", scopes: ["tools:execute"] };
     expect((await refusal(harness.service.createApiKey(viaKey, { name: "x" }))).code).toBe("forbidden");
   });
@@ -221,7 +222,7 @@ describe("createApiKey", () => {
 
 describe("createProject", () => {
   it("is admin only, checks the slug and refuses a duplicate with conflict", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { service, principal } = harness;
     expect((await refusal(service.createProject(principal, { slug: "web", name: "Web" }))).code).toBe("forbidden");
     const admin = { ...principal, isAdmin: true };

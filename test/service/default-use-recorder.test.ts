@@ -2,11 +2,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultUseRecorder, verifyApiKey } from "../../src/index.js";
 import { KeyService } from "../../src/service/service.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
-import { openHarness, type Harness } from "../helpers/harness.js";
+import { openSqliteHarness, type Harness } from "../helpers/harness.js";
 
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 beforeEach(async () => {
-  harness = await openHarness();
+  harness = await openSqliteHarness();
 });
 afterEach(async () => {
   await harness.close();

@@ -2,13 +2,14 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateToken } from "../../src/keys/token.js";
 import { BufferedFailureRecorder } from "../../src/service/failure-recorder.js";
 import type { RequestOrigin } from "../../src/service/types.js";
-import { openHarness, secretOf, type Harness } from "../helpers/harness.js";
+import { openSqliteHarness, secretOf, type Harness } from "../helpers/harness.js";
+import type { SqliteKeyStore } from "../../src/store/sqlite.js";
 
 const origin: RequestOrigin = { transport: "http", clientAddress: "203.0.113.7", userAgent: "probe/1" };
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 afterEach(() => harness?.close());
 
-const failedRows = (h: Harness) =>
+const failedRows = (h: Harness<SqliteKeyStore>) =>
   (h.store.db.prepare("SELECT organization_id, key_id, client_address, occurred_at, detail FROM key_events WHERE event_type = 'auth.failed' ORDER BY rowid").all() as {
     organization_id: string;
     key_id: string | null;
@@ -19,7 +20,7 @@ const failedRows = (h: Harness) =>
 
 describe("BufferedFailureRecorder", () => {
   it("holds failures until a flush, then writes them in one transaction, with what it could not hold as a count", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { store, principal } = harness;
     const recorder = new BufferedFailureRecorder(store, { intervalMs: 60_000, maxPending: 3 });
     const appendEvents = vi.spyOn(store, "appendEvents");
@@ -62,7 +63,7 @@ describe("BufferedFailureRecorder", () => {
   });
 
   it("counts a batch whose write failed instead of holding it again, and writes the count with the next batch", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { store } = harness;
     const errors: unknown[] = [];
     const recorder = new BufferedFailureRecorder(store, { intervalMs: 60_000, maxPending: 10, onError: (error) => errors.push(error) });
@@ -87,7 +88,7 @@ describe("BufferedFailureRecorder", () => {
   });
 
   it("writes on its own after the interval, and at once after close", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const { store } = harness;
     const recorder = new BufferedFailureRecorder(store, { intervalMs: 20 });
     const failure = { refusal: { ok: false as const, reason: "missing" as const, keyId: null, keyPrefix: null, organizationId: null }, origin, detail: {}, at: "2026-06-01T12:00:00.000Z" };

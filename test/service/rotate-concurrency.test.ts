@@ -7,11 +7,11 @@ import { ServiceError } from "../../src/service/errors.js";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
 import { KeyService } from "../../src/service/service.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
-import { openHarness, tableCounts, type Harness } from "../helpers/harness.js";
+import { openSqliteHarness, tableCounts, type Harness } from "../helpers/harness.js";
 
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 beforeEach(async () => {
-  harness = await openHarness();
+  harness = await openSqliteHarness();
 });
 afterEach(async () => {
   await harness.close();

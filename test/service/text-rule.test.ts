@@ -2,13 +2,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ServiceError } from "../../src/service/errors.js";
 import type { KeyService } from "../../src/service/service.js";
 import type { Principal } from "../../src/service/principal.js";
-import { openHarness, tableCounts, type Harness } from "../helpers/harness.js";
+import { openSqliteHarness, tableCounts, type Harness } from "../helpers/harness.js";
+import type { SqliteKeyStore } from "../../src/store/sqlite.js";
 
 // One text rule for every free-text field, on the library path: what people cannot see but a
 // model reads (bidi controls, invisible characters) and broken text (lone surrogates, U+FFFD) are
 // refused with a validation_error naming the field; what real names need is kept.
 
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 afterEach(() => harness?.close());
 
 async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
@@ -70,7 +71,7 @@ describe("the text rule, on every free-text field of the library", () => {
   ];
 
   it("refuses bidi controls, invisible characters, lone surrogates and U+FFFD in every field, naming it, and writes nothing", async () => {
-    harness = await openHarness({ isAdmin: true });
+    harness = await openSqliteHarness({ isAdmin: true });
     const { service, principal, store } = harness;
     const key = await service.createApiKey(principal, { name: "target" });
     const before = tableCounts(store);
@@ -85,7 +86,7 @@ describe("the text rule, on every free-text field of the library", () => {
   });
 
   it("echoes a refused value with what it hides written out, so the error hides nothing either", async () => {
-    harness = await openHarness();
+    harness = await openSqliteHarness();
     const error = await refusal(harness.service.createApiKey(harness.principal, { name: "invoice\u202etxt.exe" }));
     expect(error.toBody().error).toEqual({
       code: "validation_error",
@@ -95,7 +96,7 @@ describe("the text rule, on every free-text field of the library", () => {
   });
 
   it("keeps ZWJ in emoji and Indic words, ZWNJ between Persian letters, and variation selectors after a character", async () => {
-    harness = await openHarness({ isAdmin: true });
+    harness = await openSqliteHarness({ isAdmin: true });
     const { service, principal } = harness;
     for (const name of KEPT) {
       const key = await service.createApiKey(principal, { name });

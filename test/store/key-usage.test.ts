@@ -5,11 +5,11 @@ import { CoalescingUseRecorder } from "../../src/service/use-recorder.js";
 import { loadMigrations } from "../../src/store/migrations.js";
 import { openSqliteDatabase, SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyStore, KeyUse } from "../../src/store/types.js";
-import { makeTempDir, openHarness, type Harness } from "../helpers/harness.js";
+import { makeTempDir, openSqliteHarness, type Harness } from "../helpers/harness.js";
 
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 beforeEach(async () => {
-  harness = await openHarness();
+  harness = await openSqliteHarness();
 });
 afterEach(async () => {
   await harness.close();

@@ -8,11 +8,11 @@ import type { Principal } from "../../src/service/principal.js";
 import { loadMigrations } from "../../src/store/migrations.js";
 import { openSqliteDatabase, SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyChanges } from "../../src/store/types.js";
-import { makeTempDir, openHarness, type Harness } from "../helpers/harness.js";
+import { makeTempDir, openSqliteHarness, type Harness } from "../helpers/harness.js";
 
-let harness: Harness;
+let harness: Harness<SqliteKeyStore>;
 beforeEach(async () => {
-  harness = await openHarness();
+  harness = await openSqliteHarness();
 });
 afterEach(async () => {
   await harness.close();

@@ -73,11 +73,11 @@ describe("tool access by scope", () => {
       const result = await client.callTool({ name: "create_api_key", arguments: { name: "nope" } });
       expect(result.isError).toBe(true);
       expect(JSON.parse((result.content as { text: string }[])[0]!.text).error.code).toBe("forbidden");
-      const events = harness.store.db.prepare("SELECT event_type, actor_key_id, detail FROM key_events").all();
-      expect(events).toEqual([
-        { event_type: "call.denied", actor_key_id: "key_reader", detail: JSON.stringify({ tool: "create_api_key", needed_scope: "tools:execute" }) },
+      const events = await harness.store.listKeyEvents({ organizationId: reader.organizationId, keyId: null, ownerUserId: null, after: null, limit: 100 });
+      expect(events.map(({ event }) => ({ event_type: event.event_type, actor_key_id: event.actor_key_id, detail: event.detail }))).toEqual([
+        { event_type: "call.denied", actor_key_id: "key_reader", detail: { tool: "create_api_key", needed_scope: "tools:execute" } },
       ]);
-      expect(harness.store.db.prepare("SELECT count(*) AS n FROM api_keys").get()).toEqual({ n: 0 });
+      expect((await harness.tableCounts()).api_keys).toBe(0);
       await client.close();
     } finally {
       await harness.close();

@@ -54,20 +54,20 @@ describe("confirmation of steps that stop a working key", () => {
   for (const action of ["decline", "cancel"] as const) {
     it(`answers ${action} with confirmation_declined and changes nothing`, async () => {
       const client = await clientAnswering(action);
-      const before = tableCounts(harness.store);
+      const before = await harness.tableCounts();
       const error = await callError(client, "revoke_api_key", { id: key.id });
       expect(error).toEqual({
         code: "confirmation_declined",
         message: "the user declined; nothing was changed",
         errors: [{ key: "id", message: "declined", value: key.id }],
       });
-      expect(tableCounts(harness.store)).toEqual(before);
+      expect(await harness.tableCounts()).toEqual(before);
       expect((await callOk<{ code: string }>(client, "verify_api_key", { key: key.key })).code).toBe("valid");
 
-      const beforeRotation = tableCounts(harness.store); // the verification recorded a use
+      const beforeRotation = await harness.tableCounts(); // the verification recorded a use
       const rotateError = await callError(client, "rotate_api_key", { id: key.id });
       expect(rotateError.code).toBe("confirmation_declined");
-      expect(tableCounts(harness.store)).toEqual(beforeRotation);
+      expect(await harness.tableCounts()).toEqual(beforeRotation);
       expect(asked.map((question) => question.message.split(" ")[0])).toEqual(["Revoke", "Rotate"]);
     });
   }
@@ -103,7 +103,7 @@ describe("confirmation of steps that stop a working key", () => {
     const received: JSONRPCMessage[] = [];
     clientSide.onmessage = (message) => void received.push(message);
     await clientSide.start();
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     for (const [id, name, args] of [[1, "revoke_api_key", { id: key.id }], [2, "rotate_api_key", { id: key.id }]] as const) {
       await clientSide.send({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
     }
@@ -115,7 +115,7 @@ describe("confirmation of steps that stop a working key", () => {
         error: { code: "confirmation_declined", errors: [{ key: "id", message: "cannot_ask", value: key.id }] },
       });
     }
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
     await server.close();
   });
 
@@ -123,10 +123,10 @@ describe("confirmation of steps that stop a working key", () => {
     const failing = await connectClient(harness.service, harness.principal, () => {
       throw new Error("the user interface is gone");
     });
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     const error = await callError(failing, "revoke_api_key", { id: key.id });
     expect(error).toMatchObject({ code: "confirmation_declined", errors: [{ key: "id", message: "not_confirmed" }] });
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
   });
 });
 
@@ -167,12 +167,12 @@ describe("a confirmation and the call around it", () => {
       finished.push("answered yes");
       return { action: "accept" };
     });
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     await expect(client.callTool({ name: "revoke_api_key", arguments: { id: key.id } }, undefined, { signal: cancel.signal })).rejects.toThrow();
     await vi.waitFor(() => expect(finished).toHaveLength(2)); // the server is done with the call, and the yes was sent
     // The cancellation ended the question: the call was over before the answer came.
     expect(finished).toEqual(["revoke_api_key:confirmation_declined", "answered yes"]);
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
     expect((await harness.store.getKeyById(key.id))?.revoked_at).toBeNull();
   });
 
@@ -184,14 +184,14 @@ describe("a confirmation and the call around it", () => {
       (_request, questionEnded) => new Promise((resolve) => questionEnded.addEventListener("abort", () => resolve({ action: "accept" }))),
       50,
     );
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     const error = await callError(client, "rotate_api_key", { id: key.id });
     expect(error).toEqual({
       code: "confirmation_declined",
       message: "the client gave no answer to the confirmation request; nothing was changed",
       errors: [{ key: "id", message: "not_confirmed", value: key.id }],
     });
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
   });
 
   /** A caller acting with an API key (as over HTTP), and that key. */
@@ -234,12 +234,12 @@ describe("a confirmation and the call around it", () => {
       const { client } = await observedClient(acting.principal, async () => {
         if ("revoke" in change) await harness.service.revokeApiKey(admin, { id: acting.id });
         else await harness.service.updateApiKey(admin, { id: acting.id, scopes: [...change.scopes] });
-        before = tableCounts(harness.store);
+        before = await harness.tableCounts();
         return { action: "accept" };
       });
       const error = await callError(client, tool, { id: target.id });
       expect(error).toMatchObject(expected);
-      expect(tableCounts(harness.store)).toEqual(before);
+      expect(await harness.tableCounts()).toEqual(before);
       expect((await harness.store.getKeyById(target.id))).toMatchObject({ revoked_at: null, replaced_by: null });
     });
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectClient, openHarness, secretOf, tableCounts, type Harness } from "../helpers/harness.js";
+import { connectClient, openHarness, secretOf, type Harness } from "../helpers/harness.js";
 
 const spec = (file: string) => JSON.parse(readFileSync(new URL(`../fixtures/spec/${file}`, import.meta.url), "utf8"));
 
@@ -62,7 +62,7 @@ describe("create_api_key over MCP", () => {
 
   it("names every unknown field and every wrongly typed field", async () => {
     await setup();
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     const body = await callError({ name: 42, scopes: ["admin"], __proto__x: 1, expires_at: false });
     expect(body.error.code).toBe("validation_error");
     expect(body.error.errors).toEqual(
@@ -74,7 +74,7 @@ describe("create_api_key over MCP", () => {
       ]),
     );
     expect(body.error.errors).toHaveLength(4);
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
   });
 
   it("reports a missing name as required", async () => {
@@ -85,7 +85,7 @@ describe("create_api_key over MCP", () => {
 
   it("refuses an empty or 300-character name and bad expiry dates, naming the field and writing nothing", async () => {
     await setup();
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     const expectField = async (args: Record<string, unknown>, code: string, field: string) => {
       const body = await callError(args);
       expect(body.error.code, JSON.stringify(args).slice(0, 80)).toBe(code);
@@ -99,7 +99,7 @@ describe("create_api_key over MCP", () => {
     await expectField({ name: "ok", expires_at: "2001-01-01T00:00:00Z" }, "validation_error", "expires_at");
     await expectField({ name: "ok", expires_at: "2099-01-01T00:00:00Z" }, "validation_error", "expires_at");
     await expectField({ name: "ok", project_reference: "missing" }, "not_found", "project_reference");
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
   });
 
   it("refuses the sixth key with max_keys_reached", async () => {

@@ -1,5 +1,4 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, errorKeys, openWorld, type World } from "../helpers/lifecycle.js";
 
 let world: World;
@@ -42,13 +41,14 @@ describe("create_project", () => {
   });
 
   it("is forbidden to a non-admin, says how to become one, and writes only the call.denied event", async () => {
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const error = await callError(world.aliceClient, "create_project", { slug: "mine", name: "Mine" });
     expect(error.code).toBe("forbidden");
     expect(error.message).toBe("create_project is for admins: start keywarden with --admin or KEYWARDEN_ADMIN=1 to act as one");
-    expect(tableCounts(world.harness.store)).toEqual({ ...before, key_events: before.key_events! + 1 });
-    const last = world.harness.store.db.prepare("SELECT event_type, detail FROM key_events ORDER BY rowid DESC LIMIT 1").get();
-    expect(last).toEqual({ event_type: "call.denied", detail: JSON.stringify({ tool: "create_project", needed_scope: "admin" }) });
+    expect(await world.harness.tableCounts()).toEqual({ ...before, key_events: before.key_events! + 1 });
+    const events = await world.harness.store.listKeyEvents({ organizationId: world.alice.organizationId, keyId: null, ownerUserId: null, after: null, limit: 1000 });
+    const last = events.at(-1)!.event;
+    expect({ event_type: last.event_type, detail: last.detail }).toEqual({ event_type: "call.denied", detail: { tool: "create_project", needed_scope: "admin" } });
   });
 
   it("answers conflict for a slug that is taken", async () => {

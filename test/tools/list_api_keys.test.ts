@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ApiKeyRecord } from "../../src/service/records.js";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, DAY_MS, errorKeys, expectNoSecrets, openWorld, type World } from "../helpers/lifecycle.js";
 
 interface Page {
@@ -172,7 +171,7 @@ describe("list_api_keys", () => {
     const payload = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Record<string, unknown>;
     const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
     const events = await callOk<{ next_cursor: string | null }>(world.aliceClient, "list_key_events", { limit: 1 });
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     for (const bad of [
       cursor.slice(0, -2),
       `${cursor}x`,
@@ -189,7 +188,7 @@ describe("list_api_keys", () => {
       expect(error.code, bad).toBe("validation_error");
       expect(errorKeys(error)).toEqual(["cursor"]);
     }
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
     // The genuine cursor still works.
     expect((await callOk<Page>(world.aliceClient, "list_api_keys", { cursor, limit: 1 })).keys).toHaveLength(1);
   });

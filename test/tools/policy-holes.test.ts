@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Principal } from "../../src/service/principal.js";
 import type { ApiKeyRecord } from "../../src/service/records.js";
 import type { Policy } from "../../src/service/policy.js";
-import { connectClient, tableCounts } from "../helpers/harness.js";
+import { connectClient } from "../helpers/harness.js";
 import { callError, callOk, DAY_MS, errorKeys, openWorld, type World } from "../helpers/lifecycle.js";
 
 interface Created {
@@ -39,11 +39,11 @@ async function clientActingWith(w: World, owner: Principal, key: { id: string; s
 
 /** Refused with `code`, naming `keys`, and nothing written. */
 async function expectRefused(w: World, client: Client, tool: string, args: Record<string, unknown>, code: string, keys: string[]) {
-  const before = tableCounts(w.harness.store);
+  const before = await w.harness.tableCounts();
   const error = await callError(client, tool, args);
   expect(error.code, error.message).toBe(code);
   expect(errorKeys(error)).toEqual(keys);
-  expect(tableCounts(w.harness.store)).toEqual(before);
+  expect(await w.harness.tableCounts()).toEqual(before);
   return error;
 }
 

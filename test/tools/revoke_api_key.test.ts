@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ApiKeyRecord } from "../../src/service/records.js";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, errorKeys, expectNoSecrets, openWorld, type World } from "../helpers/lifecycle.js";
 
 interface Created {
@@ -37,11 +36,11 @@ describe("revoke_api_key", () => {
   it("is idempotent: revoking again returns the same record and writes nothing", async () => {
     const first = await callOk<ApiKeyRecord>(world.aliceClient, "revoke_api_key", { id: key.id, reason: "first" });
     world.harness.clock.advance(60_000);
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const second = await callOk<ApiKeyRecord>(world.aliceClient, "revoke_api_key", { id: key.id, reason: "second" });
     expect(second).toEqual(first);
     expect(second.revoked_reason).toBe("first");
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 
   it("revokes without a reason (revoked_reason null)", async () => {

@@ -3,7 +3,6 @@ import type { ApiKeyRecord } from "../../src/service/records.js";
 import { KeyService } from "../../src/service/service.js";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
 import type { CreatedApiKey } from "../../src/service/types.js";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, DAY_MS, errorKeys, expectNoSecrets, openWorld, type World } from "../helpers/lifecycle.js";
 
 type Created = CreatedApiKey;
@@ -135,12 +134,12 @@ describe("rotate_api_key", () => {
     ["60", "expected number"],
   ])("refuses grace_period_seconds %j with a validation_error, writing nothing", async (grace, message) => {
     const old = await callOk<Created>(world.aliceClient, "create_api_key", { name: "gw" });
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const error = await callError(world.aliceClient, "rotate_api_key", { id: old.id, grace_period_seconds: grace });
     expect(error.code).toBe("validation_error");
     expect(errorKeys(error)).toEqual(["grace_period_seconds"]);
     expect(error.errors[0]!.message).toBe(message);
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 
   it("accepts the bounds 0 and 30 days", async () => {
@@ -160,13 +159,13 @@ describe("rotate_api_key", () => {
 
   it("answers not_found for an unknown id and for another user's key, minting nothing", async () => {
     const bobs = await callOk<Created>(world.bobClient, "create_api_key", { name: "bob's" });
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     for (const id of ["key_doesnotexist000000", bobs.id]) {
       const error = await callError(world.aliceClient, "rotate_api_key", { id });
       expect(error.code).toBe("not_found");
       expect(errorKeys(error)).toEqual(["id"]);
     }
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
     // An admin may rotate it; the successor still belongs to bob.
     const rotated = await callOk<Rotated>(world.rootClient, "rotate_api_key", { id: bobs.id });
     expect(rotated.user_id).toBe(world.bob.userId);
@@ -181,7 +180,7 @@ describe("rotate_api_key", () => {
     const successor = await callOk<Rotated>(world.aliceClient, "rotate_api_key", { id: rotatedOnce.id, grace_period_seconds: 600 });
     world.harness.clock.advance(1000);
 
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     for (const [id, reason] of [
       [revoked.id, "revoked"],
       [expiring.id, "expired"],
@@ -192,7 +191,7 @@ describe("rotate_api_key", () => {
       expect(error.errors).toEqual([{ key: "id", message: reason, value: id }]);
     }
     expect((await callError(world.aliceClient, "rotate_api_key", { id: rotatedOnce.id })).message).toContain(successor.id);
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 
   it("lets a rotated key's successor be rotated in turn (a chain)", async () => {

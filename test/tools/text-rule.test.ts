@@ -2,7 +2,6 @@ import { PassThrough } from "node:stream";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createServer } from "../../src/server.js";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, openWorld, type World } from "../helpers/lifecycle.js";
 
 // The text rule (service/validation.ts) through the tools, and a lone surrogate however the
@@ -18,7 +17,7 @@ afterEach(() => world.close());
 describe("the text rule through the tools", () => {
   it("refuses hidden text in every free-text field with a validation_error naming it, and writes nothing", async () => {
     const { id } = (await world.harness.service.createApiKey(world.alice, { name: "target" })) as { id: string };
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const errors = [
       await callError(world.aliceClient, "create_api_key", { name: "deploy\u202ebot" }),
       await callError(world.aliceClient, "update_api_key", { id, name: "ok", description: "read me\u200b" }),
@@ -31,7 +30,7 @@ describe("the text rule through the tools", () => {
       ["validation_error", "reason: must not contain invisible characters: found U+E0049 at character 5"],
       ["validation_error", "name: must not contain invisible characters: found U+FEFF at character 1"],
     ]);
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 });
 
@@ -67,7 +66,7 @@ describe("a lone surrogate, however the transport decodes it", () => {
 
   it("refuses a \\ud800 escape and raw non-UTF-8 bytes in a name, naming the field, and writes nothing", async () => {
     const server = await stdioServer();
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const call = (id: number, name: Buffer) =>
       Buffer.concat([Buffer.from(`{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"create_api_key","arguments":{"name":"bot`), name, Buffer.from('"}}}')]);
     server.send(call(2, Buffer.from("\\ud800"))); // the JSON escape of a lone surrogate
@@ -81,7 +80,7 @@ describe("a lone surrogate, however the transport decodes it", () => {
       code: "validation_error",
       errors: [{ key: "name", message: "must be valid Unicode text: found U+FFFD, the replacement for a lone surrogate or invalid UTF-8", value: "bot\ufffd\ufffd\ufffd" }],
     });
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
     await server.close();
   });
 });

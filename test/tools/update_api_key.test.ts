@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ApiKeyRecord } from "../../src/service/records.js";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, DAY_MS, errorKeys, expectNoSecrets, openWorld, type World } from "../helpers/lifecycle.js";
 
 interface Created {
@@ -70,19 +69,19 @@ describe("update_api_key", () => {
   });
 
   it("writes nothing, not even an event, when nothing really changes", async () => {
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const record = await callOk<ApiKeyRecord>(world.aliceClient, "update_api_key", { id: key.id, name: "ci", scopes: ["tools:read", "tools:execute"] });
     expect(record.name).toBe("ci");
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 
   it("refuses to widen scopes for a non-admin (forbidden, nothing written); an admin may set any", async () => {
     await callOk(world.aliceClient, "update_api_key", { id: key.id, scopes: ["tools:read"] });
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const error = await callError(world.aliceClient, "update_api_key", { id: key.id, scopes: ["tools:read", "tools:execute"] });
     expect(error.code).toBe("forbidden");
     expect(error.errors).toEqual([{ key: "scopes", message: "not on the key: tools:execute", value: "tools:execute" }]);
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
 
     const widened = await callOk<ApiKeyRecord>(world.rootClient, "update_api_key", { id: key.id, scopes: ["tools:read", "orders:write"] });
     expect(widened.scopes).toEqual(["tools:read", "orders:write"]);
@@ -104,12 +103,12 @@ describe("update_api_key", () => {
     [{}, "arguments", "name at least one of name, description, scopes and expires_at to change"],
     [{ key_prefix: "kw_x" }, "key_prefix", "unknown field"],
   ])("refuses %j with a validation_error naming %s", async (change, field, message) => {
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     const error = await callError(world.aliceClient, "update_api_key", { id: key.id, ...change });
     expect(error.code).toBe("validation_error");
     expect(errorKeys(error)).toEqual([field]);
     expect(error.errors[0]!.message).toBe(message);
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 
   it("requires id", async () => {

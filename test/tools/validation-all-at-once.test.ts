@@ -133,22 +133,22 @@ describe("a validation error names every bad field at once", () => {
 
   for (const [name, { args, expected }] of Object.entries(EVERY_FIELD_WRONG)) {
     it(`${name}: unknown and invalid fields together, and nothing written`, async () => {
-      const before = tableCounts(harness.store);
+      const before = await harness.tableCounts();
       const errors = await fieldErrors(name, args);
       expect(errors).toEqual(expected);
       if (name === "verify_api_key") expect(errors.find((error) => error.key === "required_scopes")).not.toHaveProperty("value");
-      expect(tableCounts(harness.store)).toEqual(before);
+      expect(await harness.tableCounts()).toEqual(before);
     });
   }
 
   it("still names the fields only the service can judge (its clock and policy) beside the rest, when the arguments are well-formed", async () => {
-    const before = tableCounts(harness.store);
+    const before = await harness.tableCounts();
     expect(await fieldErrors("create_api_key", { name: "", expires_at: "2001-01-01T00:00:00Z" })).toEqual([
       { key: "name", message: "must not be empty", value: "" },
       { key: "expires_at", message: "must be in the future", value: "2001-01-01T00:00:00Z" },
     ]);
     // The service stops at a bad limit before it reads the cursor; the rule names the cursor too.
     expect((await fieldErrors("list_api_keys", { limit: 0, cursor: "zz" })).map((error) => error.key)).toEqual(["limit", "cursor"]);
-    expect(tableCounts(harness.store)).toEqual(before);
+    expect(await harness.tableCounts()).toEqual(before);
   });
 });

@@ -3,7 +3,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomBase62 } from "../../src/keys/base62.js";
 import { checksumOf, generateToken } from "../../src/keys/token.js";
 import type { ApiKeyRecord } from "../../src/service/records.js";
-import { tableCounts } from "../helpers/harness.js";
 import { callError, callOk, errorKeys, openWorld, type World } from "../helpers/lifecycle.js";
 
 interface Created {
@@ -121,7 +120,7 @@ describe("verify_api_key", () => {
   });
 
   it("never echoes the token in a validation error, whatever else is wrong with the request", async () => {
-    const before = tableCounts(world.harness.store);
+    const before = await world.harness.tableCounts();
     for (const args of [
       { key: key.key, extra: key.key },
       { key: key.key, required_scopes: key.key },
@@ -134,7 +133,7 @@ describe("verify_api_key", () => {
       expect(JSON.stringify(error), JSON.stringify(Object.keys(args))).not.toContain(key.key);
       expect(JSON.stringify(error)).not.toContain(key.key.slice(16));
     }
-    expect(tableCounts(world.harness.store)).toEqual(before);
+    expect(await world.harness.tableCounts()).toEqual(before);
   });
 
   it.each([
