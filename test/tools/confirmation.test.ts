@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CONFIRMATION_TIMEOUT_MS, createServer } from "../../src/server.js";
 import type { Principal } from "../../src/service/principal.js";
 import type { ApiKeyRecord } from "../../src/service/records.js";
-import { connectClient, openHarness, tableCounts, type ElicitationAnswer, type Harness } from "../helpers/harness.js";
+import { connectClient, openHarness, type ElicitationAnswer, type Harness } from "../helpers/harness.js";
 import { callError, callOk } from "../helpers/lifecycle.js";
 
 // revoke_api_key, and rotate_api_key with grace 0, stop a working key: a client that can ask its
