@@ -19,7 +19,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["src/config/"],
   ["src/cli/", "src/cli.ts"],
   // Entry points and build scripts sit below everything they re-export.
-  ["src/index.ts", "src/mcp.ts", "src/http.ts", "src/scripts/"],
+  ["src/index.ts", "src/mcp.ts", "src/http.ts", "src/postgres.ts", "src/scripts/"],
 ];
 
 function layerOf(path: string): number {

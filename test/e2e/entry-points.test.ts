@@ -1,14 +1,19 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { makeTempDir } from "../helpers/harness.js";
+import { createTestDatabase, PG_URL, type TestDatabase } from "../helpers/pg.js";
 import { assertBuilt, cleanEnv, ROOT } from "../helpers/spawn.js";
 
 // The package's entry points (package.json "exports"), as a user's program loads them: the built
 // files, each in a fresh node, with every module it loads recorded.
 
 const cleanups: (() => void)[] = [];
+const databases: TestDatabase[] = [];
+afterAll(async () => {
+  for (const database of databases) await database.drop();
+});
 afterEach(() => {
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
 });
@@ -82,6 +87,11 @@ describe("package entry points", () => {
     expect(sdkFiles(http)).toContain("server/streamableHttp.js");
   });
 
+  it("keywarden/postgres loads the PostgreSQL driver and the store: no MCP SDK, no Express, no better-sqlite3", () => {
+    const loaded = modulesLoadedBy(join(ROOT, "dist/postgres.js"));
+    expect(packagesOf(loaded)).toEqual(["postgres"]);
+  });
+
   it("the admin commands load neither the MCP SDK nor Express (src/cli/serve.ts loads them for stdio and serve)", () => {
     const loaded = modulesLoadedBy(join(ROOT, "dist/cli.js"), ["admin", "list-users", "--db", ":memory:", "--user", "op"]);
     const packages = packagesOf(loaded);
@@ -90,8 +100,11 @@ describe("package entry points", () => {
     expect(packages.filter((name) => /^(express|zod|@modelcontextprotocol\/.*)$/.test(name))).toEqual([]);
   });
 
-  it("keywarden, keywarden/mcp and keywarden/http work from the packed tarball; deep imports are closed", () => {
+  it("keywarden, keywarden/mcp, keywarden/http and keywarden/postgres work from the packed tarball; deep imports are closed", async () => {
     assertBuilt();
+    // keywarden/postgres is tried on the test server when there is one (the global setup's, or none: then "skipped").
+    const database = PG_URL ? await createTestDatabase() : null;
+    if (database) databases.push(database);
     const dir = tempDir();
     // --ignore-scripts: "prepare" would rebuild dist/ under the other tests' feet; npm test has built it.
     const pack = spawnSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
@@ -121,6 +134,7 @@ describe("package entry points", () => {
       `import { KeyService, SqliteKeyStore, verifyApiKey } from "keywarden";
 import { allTools, createServer } from "keywarden/mcp";
 import { startHttpServer } from "keywarden/http";
+import { PostgresKeyStore } from "keywarden/postgres";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 
@@ -151,10 +165,23 @@ await http.close();
 
 out.deep = await import("keywarden/dist/transports/http.js").then(() => "loaded", (error) => error.code);
 await store.close();
+
+const databaseUrl = process.env.CONSUMER_DATABASE_URL;
+if (databaseUrl) {
+  const shared = await PostgresKeyStore.open({ url: databaseUrl });
+  const onPostgres = new KeyService({ store: shared });
+  const owner = await onPostgres.localPrincipal({ userName: "consumer", transport: "stdio", isAdmin: false });
+  const minted = await onPostgres.createApiKey(owner, { name: "on postgres" });
+  out.postgres = (await verifyApiKey(shared, minted.key)).code;
+  await shared.close();
+} else {
+  out.postgres = "skipped";
+}
 console.log(JSON.stringify(out));
 `,
     );
-    const run = spawnSync(process.execPath, [join(project, "main.js")], { cwd: project, env: cleanEnv(), encoding: "utf8", timeout: 30_000 });
+    const env = cleanEnv(database ? { CONSUMER_DATABASE_URL: database.url } : {});
+    const run = spawnSync(process.execPath, [join(project, "main.js")], { cwd: project, env, encoding: "utf8", timeout: 30_000 });
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({
@@ -162,6 +189,7 @@ console.log(JSON.stringify(out));
       mcp: { tools: 11, allTools: 11, whoami: "consumer" },
       http: { healthz: 200, verify: 200, code: "valid" },
       deep: "ERR_PACKAGE_PATH_NOT_EXPORTED",
+      postgres: database ? "valid" : "skipped",
     });
   });
 });
