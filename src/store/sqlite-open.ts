@@ -16,6 +16,16 @@ export interface SqliteStoreOptions {
 }
 
 /**
+ * SQLite's page cache of each connection, in KiB (`PRAGMA cache_size = -N`); keywarden opens one.
+ * It fills as pages are read or written and then stays at this size: under the soak's load a
+ * server's resident memory grows by about this much (main malloc arena) until the database
+ * outgrows it, then is flat (test/reliability/soak.test.ts). 16,000 is what better-sqlite3
+ * compiles in (SQLITE_DEFAULT_CACHE_SIZE=-16000; SQLite's own default is 2,000): set here so that
+ * the bound is keywarden's, not a build flag of a dependency.
+ */
+export const SQLITE_CACHE_KIB = 16_000;
+
+/**
  * better-sqlite3 loads its compiled addon on the first `new Database`. Built for another Node (a
  * client that launches a different `node` than the one `npm ci` ran with), it fails with
  * ERR_DLOPEN_FAILED and a multi-line NODE_MODULE_VERSION message that blames nothing the user can
@@ -75,6 +85,7 @@ export function openSqliteDatabase(options: SqliteStoreOptions): Database.Databa
     // A key that was returned must survive a crash: FULL syncs the WAL on every commit.
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
+    db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
     migrate(db, migrations);
     return db;
   } catch (error) {

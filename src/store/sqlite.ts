@@ -41,7 +41,7 @@ import type {
   WriteReads,
 } from "./types.js";
 
-export { openSqliteDatabase, StoreOpenError, type SqliteStoreOptions } from "./sqlite-open.js";
+export { openSqliteDatabase, SQLITE_CACHE_KIB, StoreOpenError, type SqliteStoreOptions } from "./sqlite-open.js";
 export { COUNT_ACTIVE_KEYS_SQL } from "./sqlite-rows.js";
 
 export { DEFAULT_ORGANIZATION_NAME };

@@ -4,7 +4,7 @@ import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../src/store/migrations.js";
-import { COUNT_ACTIVE_KEYS_SQL, openSqliteDatabase, SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
+import { COUNT_ACTIVE_KEYS_SQL, openSqliteDatabase, SQLITE_CACHE_KIB, SqliteKeyStore, StoreOpenError } from "../../src/store/sqlite.js";
 import { makeTempDir } from "../helpers/harness.js";
 
 const cleanups: (() => void)[] = [];
@@ -25,6 +25,8 @@ describe("SqliteKeyStore.open", () => {
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2); // FULL
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBeGreaterThanOrEqual(1000);
+    // The page cache's bound is keywarden's, whatever better-sqlite3 compiles in (the soak counts on it).
+    expect(store.db.pragma("cache_size", { simple: true })).toBe(-SQLITE_CACHE_KIB);
     const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
     expect(tables).toEqual(["api_keys", "key_events", "key_hash_algorithms", "key_usage", "organizations", "pepper_fingerprint", "projects", "users"]);
     await store.close();
