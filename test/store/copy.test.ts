@@ -94,7 +94,7 @@ async function filledSource(): Promise<Source> {
   tokens.set("rotating, second", second.key);
   const third = await plain.rotateApiKey(ops, { id: second.id, grace_period_seconds: 0 });
   tokens.set("rotating, third", third.key);
-  await plain.updateApiKey(ops, { id: third.id, name: "rotating (renamed)", scopes: ["tools:read"] });
+  await plain.updateApiKey(ops, { id: third.id, name: "rotating (renamed) 👩‍💻", description: "für das Team, «deploys»", scopes: ["tools:read"] });
 
   // A pepper from here on: hmac-sha256 for new keys, the fingerprint recorded as a start records it.
   const peppered = new KeyService({ store, clock: clock.now, config: CONFIG, pepper: PEPPER });
@@ -166,6 +166,12 @@ describe.skipIf(!PG_URL)("copySqliteToPostgres", () => {
     expect(copied.log.map((event) => event.event_type)).toEqual(expected.log.map((event) => event.event_type));
     expect(copied.log.filter((event) => event.event_type === "auth.failed")).toHaveLength(1);
     expect(copied.algorithms).toEqual(["hmac-sha256", "sha256"]);
+    // The audit log as stored: the same order, each detail as written (json keeps its text, key order included).
+    const sql = postgres(url, { max: 1, onnotice: () => undefined });
+    cleanups.push(() => sql.end());
+    const pgLog = await sql.unsafe("SELECT id, detail::text AS detail FROM key_events ORDER BY occurred_at, seq");
+    expect(pgLog.map((row) => ({ ...row }))).toEqual(source.store.db.prepare("SELECT id, detail FROM key_events ORDER BY occurred_at, rowid").all());
+    expect(copied.keys.find((key) => key.description !== null)).toMatchObject({ name: "rotating (renamed) 👩‍💻", description: "für das Team, «deploys»" });
     expect(copied.keys.find((key) => key.name === "alice web")).toMatchObject({ last_used_ip: "203.0.113.9", last_used_user_agent: "gateway/2.1" });
     // The recorded pepper came along: a start with another pepper would be refused on PostgreSQL too.
     const fingerprint = source.store.db.prepare("SELECT fingerprint FROM pepper_fingerprint").pluck().get();
@@ -259,6 +265,36 @@ describe.skipIf(!PG_URL)("copySqliteToPostgres", () => {
       `database ${url} already holds keywarden data (organizations: 1): admin copy never merges into or overwrites a database; copy into a new, empty database`,
     );
     expect((await pgCounts(url)).api_keys).toBe(0);
+  });
+
+  it("refuses a target another session is writing to, without waiting; copies once it is done", async () => {
+    const source = await filledSource();
+    const url = await targetUrl();
+    await (await openPg(url)).close(); // the schema, as an instance starting on it makes it
+    const other = postgres(url, { max: 1, onnotice: () => undefined });
+    cleanups.push(() => other.end());
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    // A write in progress elsewhere: its transaction holds ROW EXCLUSIVE on key_usage until it ends.
+    const writer = other.begin(async (tx) => {
+      await tx.unsafe("LOCK TABLE key_usage IN ROW EXCLUSIVE MODE");
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const started = performance.now();
+    const refusal = await copySqliteToPostgres({ from: source.dbPath, to: url }).catch((error: unknown) => error);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(refusal).toBeInstanceOf(StoreOpenError);
+    expect((refusal as Error).message).toBe(
+      `database ${url} is in use (another session is writing to it): admin copy needs it to itself; stop what uses it and run the copy again (could not obtain lock on relation "key_usage")`,
+    );
+    release();
+    await writer;
+    const report = await copySqliteToPostgres({ from: source.dbPath, to: url });
+    expect(report.counts.find((count) => count.table === "api_keys")).toEqual({ table: "api_keys", source: 9, target: 9 });
   });
 
   it("refuses a source written to while it is read: nothing is copied", async () => {
