@@ -124,8 +124,8 @@ async function lockEmptyTarget(tx: Tx, label: string, url: string): Promise<void
       `database ${label} is in use (another session is writing to it): admin copy needs it to itself; stop what uses it and run the copy again (${describePgError(error, url)})`,
     );
   }
-  const [row] = await tx.unsafe<Record<string, string>[]>(`SELECT ${COPIED_TABLES.map((table) => `(SELECT count(*) FROM ${table.name}) AS ${table.name}`).join(", ")}`);
-  const held = COPIED_TABLES.map((table) => [table.name, Number(row![table.name])] as const).filter(([, n]) => n > 0);
+  const rows = await targetCounts(tx);
+  const held = COPIED_TABLES.map((table) => [table.name, rows[table.name]] as const).filter(([, n]) => n > 0);
   if (held.length > 0) {
     throw new StoreOpenError(
       `database ${label} already holds keywarden data (${held.map(([table, n]) => `${table}: ${n}`).join(", ")}): ` +
@@ -134,13 +134,21 @@ async function lockEmptyTarget(tx: Tx, label: string, url: string): Promise<void
   }
 }
 
+/** Rows of every table of the target, in one statement. */
+async function targetCounts(tx: Tx): Promise<Record<CopiedTableName, number>> {
+  const [row] = await tx.unsafe<Record<CopiedTableName, string>[]>(
+    `SELECT ${COPIED_TABLES.map((table) => `(SELECT count(*) FROM ${table.name}) AS ${table.name}`).join(", ")}`,
+  );
+  return Object.fromEntries(COPIED_TABLES.map((table) => [table.name, Number(row![table.name])])) as Record<CopiedTableName, number>;
+}
+
 /**
  * Every table in insertion order, each batch one statement. Up to two statements are in flight at
  * once (postgres.js pipelines them on the transaction's connection), so reading the next batch from
- * SQLite overlaps PostgreSQL's work on the last one.
+ * SQLite overlaps PostgreSQL's work on the last one. Then every table is counted on both sides,
+ * once all are written (a trigger on api_keys writes key_hash_algorithms).
  */
 async function copyTables(tx: Tx, snapshot: SqliteSnapshot, batchSize: number): Promise<TableCount[]> {
-  const counts: TableCount[] = [];
   for (const table of COPIED_TABLES) {
     const statement = insertStatement(table);
     const inFlight: Promise<unknown>[] = [];
@@ -153,10 +161,9 @@ async function copyTables(tx: Tx, snapshot: SqliteSnapshot, batchSize: number): 
       if (inFlight.length > 1) await inFlight.shift();
     }
     for (const sent of inFlight) await sent;
-    const [row] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${table.name}`);
-    counts.push({ table: table.name, source: snapshot.count(table.name), target: Number(row!.n) });
   }
-  return counts;
+  const target = await targetCounts(tx);
+  return COPIED_TABLES.map((table) => ({ table: table.name, source: snapshot.count(table.name), target: target[table.name] }));
 }
 
 function differences(counts: readonly TableCount[]): string {

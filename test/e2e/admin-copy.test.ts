@@ -123,6 +123,34 @@ describe.skipIf(!PG_URL)("keywarden admin copy", () => {
     expect(await counts(url)).toEqual(before);
   });
 
+  it("compares the counts before it commits: a difference rolls the whole copy back, exit 1, the counts printed", async () => {
+    const source = sqliteSource();
+    // A hand-edited source: the set of hash algorithms misses the one its keys use, which the
+    // target's trigger records (src/store/migrations-postgres/001_initial.sql).
+    const edit = new Database(source.db);
+    edit.prepare("DELETE FROM key_hash_algorithms").run();
+    edit.close();
+    const url = await target();
+    const result = runCli(["admin", "copy", "--from", source.db, "--to", url]);
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe(
+      [
+        "table                   source     target",
+        "organizations                1          1",
+        "users                        1          1",
+        "projects                     1          1",
+        "key_hash_algorithms          0          1  DIFFERS",
+        "pepper_fingerprint           0          0",
+        "api_keys                     2          2",
+        "key_usage                    0          0",
+        "key_events                   4          4",
+        "",
+      ].join("\n"),
+    );
+    expect(result.stderr).toBe("keywarden: the counts differ (key_hash_algorithms: 0 in the source, 1 in the target): nothing was copied\n");
+    expect(await counts(url)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
   it("answers a bad target or source in one line, exit 2, never showing the password", async () => {
     const source = sqliteSource();
     const notSqlite = join(source.db, "..", "notes.txt");
