@@ -136,6 +136,35 @@ async function readBack(store: KeyStore, now: string) {
   };
 }
 
+// A column added to either schema and not to COPIED_TABLES would be left behind without a word.
+describe("COPIED_TABLES", () => {
+  const copied = Object.fromEntries(COPIED_TABLES.map((table) => [table.name, table.columns.map(([name]) => name).sort()]));
+
+  it("names every table and column of the SQLite schema", async () => {
+    const db = openSqliteDatabase({ path: ":memory:" });
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[];
+    const schema = Object.fromEntries(tables.map((table) => [table, (db.pragma(`table_info(${table})`) as { name: string }[]).map((column) => column.name).sort()]));
+    db.close();
+    expect(schema).toEqual(copied);
+  });
+
+  it.skipIf(!PG_URL)("names every table and column of the PostgreSQL schema but its own bookkeeping", async () => {
+    const url = await targetUrl();
+    await (await openPg(url)).close();
+    const sql = postgres(url, { max: 1, onnotice: () => undefined });
+    cleanups.push(() => sql.end());
+    const columns = await sql<{ table: string; column: string }[]>`
+      SELECT table_name AS table, column_name AS column FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name <> 'keywarden_schema_migrations' ORDER BY table_name, column_name`;
+    const schema: Record<string, string[]> = {};
+    for (const { table, column } of columns) (schema[table] ??= []).push(column);
+    // seq is the target's own: the insertion order, generated (src/store/migrations-postgres/001_initial.sql).
+    schema.key_events = schema.key_events!.filter((column) => column !== "seq");
+    for (const table of Object.keys(schema)) schema[table]!.sort(); // code-point order, as `copied`, whatever the locale
+    expect(schema).toEqual(copied);
+  });
+});
+
 describe.skipIf(!PG_URL)("copySqliteToPostgres", () => {
   it("copies every row as it was: PostgresKeyStore reads back what SqliteKeyStore reads, and every token verifies alike", async () => {
     const source = await filledSource();
