@@ -81,6 +81,7 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyRe
     source.close();
     throw error;
   }
+  let committing = false;
   try {
     const counts = await sql.begin(async (tx) => {
       await tx.unsafe(`SET LOCAL statement_timeout = ${COPY_STATEMENT_TIMEOUT_MS}`);
@@ -95,12 +96,19 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyRe
       if (counts.some((count) => count.source !== count.target)) {
         throw new CopyFailedError(`the counts differ (${differences(counts)}): nothing was copied`, counts);
       }
+      committing = true;
       return counts;
     });
     return { from: options.from, to: label, sourceSchemaVersion: source.fileVersion, counts, milliseconds: Math.round(performance.now() - started) };
   } catch (error) {
     if (error instanceof StoreOpenError || error instanceof CopyFailedError) throw error;
     const why = error instanceof UncopyableValueError ? error.message : describePgError(error, options.to);
+    if (committing) {
+      // The COMMIT may have reached the server before the connection failed: say so, not "nothing".
+      throw new CopyFailedError(
+        `copy into ${label} failed at commit, so it may hold the whole copy or nothing: run the copy again (it refuses a database that holds the copy): ${why}`,
+      );
+    }
     throw new CopyFailedError(`copy into ${label} failed, nothing was copied: ${why}`);
   } finally {
     source.close();

@@ -283,6 +283,34 @@ describe.skipIf(!PG_URL)("copySqliteToPostgres", () => {
     expect(fileDigest(source.dbPath)).toBe(before);
   });
 
+  it("is all or nothing when the connection is lost part-way: the target keeps none of it", async () => {
+    const source = await filledSource();
+    const add = source.store.db.prepare("INSERT INTO key_events (id, transport, event_type, occurred_at, detail) VALUES (?, 'http', 'auth.failed', ?, '{}')");
+    source.store.db.transaction(() => {
+      for (let i = 0; i < 2000; i++) add.run(`evt_bulk_${i}`, "2026-06-01T13:00:00.000Z");
+    })();
+    const url = await targetUrl();
+    const database = new URL(url).pathname.slice(1);
+    const admin = postgres(PG_URL!, { max: 1, onnotice: () => undefined });
+    cleanups.push(() => admin.end());
+    // A row per statement: the copy runs long enough to be cut off in the middle of the audit log,
+    // every other table written by then.
+    let settled = false;
+    const copying = copySqliteToPostgres({ from: source.dbPath, to: url, batchSize: 1 })
+      .catch((error: unknown) => error)
+      .finally(() => (settled = true));
+    let killed = 0;
+    while (killed === 0 && !settled) {
+      const rows = await admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE datname = ${database} AND query LIKE 'INSERT INTO key_events%'`;
+      killed = rows.filter((row) => row.done).length;
+    }
+    const failure = await copying;
+    expect(killed).toBe(1);
+    expect(failure).toBeInstanceOf(CopyFailedError);
+    expect((failure as Error).message).toMatch(new RegExp(`^copy into ${url} failed, nothing was copied: \\S`));
+    expect(Object.values(await pgCounts(url))).toEqual(COPIED_TABLES.map(() => 0));
+  });
+
   it("refuses a target that holds any keywarden data, even only the default organization of an instance started on it", async () => {
     const source = await filledSource();
     const url = await targetUrl();
