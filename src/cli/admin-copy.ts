@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { ConfigError } from "../config/index.js";
 import { copySqliteToPostgres, CopyFailedError, type TableCount } from "../store/copy.js";
-import { isPostgresUrl } from "../store/database-url.js";
+import { isPostgresUrl } from "../store/database.js";
 import { print } from "./format.js";
 
 export function addCopy(admin: Command): void {

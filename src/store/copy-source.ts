@@ -3,7 +3,7 @@
 import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { type CopiedTable, type CopiedTableName } from "./copy-tables.js";
-import { redactDatabaseUrl } from "./database-url.js";
+import { redactDatabaseUrl } from "./database.js";
 import { StoreOpenError } from "./errors.js";
 import { loadMigrations, type Migration } from "./migrations.js";
 import { addonLoadFailure } from "./sqlite-open.js";

@@ -7,7 +7,7 @@
 import type postgres from "postgres";
 import { openSqliteSource, type SqliteSnapshot } from "./copy-source.js";
 import { batchParameters, COPIED_TABLES, insertStatement, UncopyableValueError, type CopiedTableName } from "./copy-tables.js";
-import { redactDatabaseUrl } from "./database-url.js";
+import { redactDatabaseUrl } from "./database.js";
 import { StoreOpenError } from "./errors.js";
 import { describePgError, openPostgres, type PgSql } from "./postgres-open.js";
 
@@ -30,7 +30,7 @@ export interface TableCount {
 
 export interface CopyReport {
   from: string;
-  /** The target as it may be shown: its password masked (src/store/database-url.ts). */
+  /** The target as it may be shown: its password masked (src/store/database.ts). */
   to: string;
   /** The schema version of the source file (an older one is migrated in memory, the file untouched). */
   sourceSchemaVersion: number;
@@ -83,22 +83,24 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyRe
   }
   let committing = false;
   try {
-    const counts = await sql.begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL statement_timeout = ${COPY_STATEMENT_TIMEOUT_MS}`);
-      await lockEmptyTarget(tx, label, options.to);
-      const snapshot = source.snapshot();
-      const counts = await copyTables(tx, snapshot, options.batchSize ?? DEFAULT_BATCH_SIZE);
-      if (snapshot.end()) {
-        throw new CopyFailedError(
-          `${options.from} was written to during the copy: nothing was copied; stop every keywarden that uses it and run the copy again`,
-        );
-      }
-      if (counts.some((count) => count.source !== count.target)) {
-        throw new CopyFailedError(`the counts differ (${differences(counts)}): nothing was copied`, counts);
-      }
-      committing = true;
-      return counts;
-    });
+    // BEGIN and COMMIT by hand on one reserved connection, and no ROLLBACK: a failure ends the
+    // session instead (below), which PostgreSQL rolls back. postgres.js's begin() sends ROLLBACK
+    // even on a connection that is gone, and postgres 3.4.9 then throws an uncatchable TypeError
+    // from a deferred write (porsager/postgres#1208): a stack trace instead of one line.
+    const tx = await sql.reserve();
+    await tx.unsafe("BEGIN");
+    await tx.unsafe(`SET LOCAL statement_timeout = ${COPY_STATEMENT_TIMEOUT_MS}`);
+    await lockEmptyTarget(tx, label, options.to);
+    const snapshot = source.snapshot();
+    const counts = await copyTables(tx, snapshot, options.batchSize ?? DEFAULT_BATCH_SIZE);
+    if (snapshot.end()) {
+      throw new CopyFailedError(`${options.from} was written to during the copy: nothing was copied; stop every keywarden that uses it and run the copy again`);
+    }
+    if (counts.some((count) => count.source !== count.target)) {
+      throw new CopyFailedError(`the counts differ (${differences(counts)}): nothing was copied`, counts);
+    }
+    committing = true;
+    await tx.unsafe("COMMIT");
     return { from: options.from, to: label, sourceSchemaVersion: source.fileVersion, counts, milliseconds: Math.round(performance.now() - started) };
   } catch (error) {
     if (error instanceof StoreOpenError || error instanceof CopyFailedError) throw error;
@@ -112,11 +114,12 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyRe
     throw new CopyFailedError(`copy into ${label} failed, nothing was copied: ${why}`);
   } finally {
     source.close();
-    await sql.end({ timeout: 5 }).catch(() => undefined);
+    // Ends the session: what was not committed is rolled back by the server.
+    await sql.end({ timeout: 0 }).catch(() => undefined);
   }
 }
 
-type Tx = postgres.TransactionSql;
+type Tx = postgres.ReservedSql;
 
 /**
  * Locks every table against writers (readers go on), without waiting: a lock held elsewhere means

@@ -87,6 +87,17 @@ describe.skipIf(!PG_URL)("keywarden admin copy", () => {
       ].join("\n"),
     );
 
+    // Every admin listing on --db postgres://… answers what it answered on the SQLite file.
+    for (const listing of [["list-keys", "--status", "all"], ["list-events"], ["list-users"], ["list-projects"]]) {
+      const [before, after] = [source.db, url].map((db) => runCli(["admin", ...listing, "--db", db, "--json"]));
+      expect(after!.status, after!.stderr).toBe(0);
+      expect(JSON.parse(after!.stdout), listing[0]).toEqual(JSON.parse(before!.stdout));
+    }
+    expect(JSON.parse(runCli(["admin", "list-keys", "--status", "all", "--db", url, "--json"]).stdout).map((key: { status: string }) => key.status).sort()).toEqual([
+      "active",
+      "revoked",
+    ]);
+
     const store = await PostgresKeyStore.open({ url });
     cleanups.push(() => store.close());
     const service = new KeyService({ store, useRecorder: { record: () => undefined } });
