@@ -5,6 +5,7 @@ import { ConfigError } from "../config/index.js";
 import { ServiceError } from "../service/errors.js";
 import { StoreOpenError } from "../store/errors.js";
 import { VERSION } from "../version.js";
+import { addCopy } from "./admin-copy.js";
 import { addListEvents } from "./admin-events.js";
 import { addCreateKey, addListKeys, addRevokeKey } from "./admin-keys.js";
 import { addCreateProject, addListProjects, addListUsers } from "./admin-projects.js";
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
 
   const admin = program.command("admin").description("operator commands that act on the database directly").enablePositionalOptions();
   // In the order `keywarden admin --help` lists them.
-  for (const add of [addCreateProject, addCreateKey, addListProjects, addListUsers, addListKeys, addRevokeKey, addListEvents]) add(admin);
+  for (const add of [addCreateProject, addCreateKey, addListProjects, addListUsers, addListKeys, addRevokeKey, addListEvents, addCopy]) add(admin);
   return program;
 }
 

@@ -31,7 +31,7 @@ export const SQLITE_CACHE_KIB = 16_000;
  * ERR_DLOPEN_FAILED and a multi-line NODE_MODULE_VERSION message that blames nothing the user can
  * see. One line instead: which Node is running, and how to rebuild the addon for it.
  */
-function addonLoadFailure(error: unknown): string | null {
+export function addonLoadFailure(error: unknown): string | null {
   if ((error as NodeJS.ErrnoException | null)?.code !== "ERR_DLOPEN_FAILED") return null;
   const message = String((error as Error).message);
   const built = /NODE_MODULE_VERSION (\d+)\. This version/.exec(message)?.[1];

@@ -21,8 +21,13 @@ describe("buildProgram", () => {
       "list-keys",
       "revoke-key",
       "list-events",
+      "copy",
     ]);
-    for (const command of [program, ...program.commands.filter((c) => c.name() === "serve"), ...admin.commands]) {
+    // copy names its two databases itself (--from, --to): none of the common options apply to it.
+    const copy = admin.commands.find((command) => command.name() === "copy")!;
+    expect(copy.options.map((option) => option.long)).toEqual(["--from", "--to", "--json"]);
+    const usual = admin.commands.filter((command) => command !== copy);
+    for (const command of [program, ...program.commands.filter((c) => c.name() === "serve"), ...usual]) {
       expect(command.options.map((option) => option.long), command.name()).toEqual(expect.arrayContaining(["--db", "--user", "--log-level"]));
     }
     for (const command of admin.commands) expect(command.options.map((option) => option.long), command.name()).toContain("--json");
