@@ -9,15 +9,8 @@ import type { Principal } from "../../service/principal.js";
 import type { KeyService } from "../../service/service.js";
 import type { ToolDefinition } from "../../tools/tool.js";
 import { MAX_BODY_BYTES, MCP_PATH, refusal, writeRefusal, type Refusal } from "./answers.js";
-import {
-  applySessionProtocolVersion,
-  BoundedEventStore,
-  negotiatedProtocolVersion,
-  SessionTable,
-  SSE_RETRY_MS,
-  type SessionCloseReason,
-  type TableEntry,
-} from "./sessions.js";
+import { BoundedEventStore, SSE_RETRY_MS } from "./event-store.js";
+import { applySessionProtocolVersion, negotiatedProtocolVersion, SessionTable, type SessionCloseReason, type TableEntry } from "./sessions.js";
 
 // The /mcp handler behind the guards: Streamable HTTP through the SDK's transport, one session per
 // initialize (sessions.ts keeps the table and its limits), or a fresh server per POST (--stateless).

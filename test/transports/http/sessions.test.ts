@@ -1,7 +1,8 @@
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CreatedApiKey } from "../../../src/service/types.js";
-import { BoundedEventStore, replayableForm, SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
+import { BoundedEventStore, replayableForm } from "../../../src/transports/http/event-store.js";
+import { SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
 import { openHarness, type Harness } from "../../helpers/harness.js";
 
 // The session table in process, on a real service and SQLite store with a test clock: limits,
