@@ -64,7 +64,14 @@ export interface McpHandlerOptions {
 export interface McpHandler {
   /** Answers one /mcp request whose guards passed; `body` is the parsed JSON of a POST. */
   handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller: Caller): Promise<void>;
-  readonly sessions: { readonly size: number; start(): void; stop(): void; closeAll(why: SessionCloseReason): Promise<void> };
+  readonly sessions: {
+    readonly size: number;
+    start(): void;
+    stop(): void;
+    closeAll(why: SessionCloseReason): Promise<void>;
+    /** Re-checks the sessions of keys reported changed ("all": every session's key). */
+    recheckKeys(changed: readonly string[] | "all"): Promise<void>;
+  };
 }
 
 export function createMcpHandler(options: McpHandlerOptions): McpHandler {
@@ -75,6 +82,8 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     idleTimeoutMs: options.sessionIdleTimeoutMs,
     keyWatchIntervalMs: options.keyWatchIntervalMs,
     keyStandings: (keyIds) => service.keyStandings(keyIds),
+    // A session ends when its key expires by the clock that judges keys, not by another one.
+    now: () => service.now().getTime(),
     onClose: (session, why) => endSession(session, why),
     onWatchError: (error) => logger.error({ err: error }, "sessions: could not re-read the keys that own them"),
   });

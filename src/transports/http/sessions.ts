@@ -5,8 +5,9 @@ import type { KeyStandingNow } from "../../service/service.js";
 // The session table of the HTTP transport (README, "Sessions"): no principal can take the service
 // from another. Each key holds at most `maxSessionsPerKey` sessions (one more evicts its least
 // recently used), the table at most `maxSessions`; a session idle for the timeout is closed even
-// while it holds a GET stream; the keys owning sessions are re-read on a short interval, so that a
-// key revoked, expired or narrowed by any process loses its sessions and streams.
+// while it holds a GET stream; a key revoked, expired or narrowed by any process loses its sessions
+// and streams: the keys owning sessions are re-read when the store reports a change of theirs
+// (recheckKeys), and on a short interval whether or not it does (README, "Running several instances").
 
 /** Defaults of `keywarden serve` (README, Configuration). */
 export const DEFAULT_MAX_SESSIONS = 1000;
@@ -44,7 +45,10 @@ export interface SessionTableOptions<S extends TableEntry> {
   maxSessions: number;
   maxSessionsPerKey: number;
   idleTimeoutMs: number;
-  /** How often the keys owning sessions are re-read: another process may revoke, expire or narrow one. */
+  /**
+   * How often every key owning a session is re-read: another process may revoke, expire or narrow
+   * one, and a store's change notifications (if any) may not arrive. The staleness bound of sessions.
+   */
   keyWatchIntervalMs: number;
   /** The standing of these keys now, in one read (KeyService.keyStandings). */
   keyStandings(keyIds: readonly string[]): Promise<Map<string, KeyStandingNow>>;
@@ -71,7 +75,11 @@ export class SessionTable<S extends TableEntry> {
   private readonly now: () => number;
   private sweeper: NodeJS.Timeout | undefined;
   private watcher: NodeJS.Timeout | undefined;
-  private watching: Promise<void> | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  /** Keys to re-read once the read in flight ends ("all": every key owning a session); null: none. */
+  private pending: Set<string> | "all" | null = null;
+  private draining: Promise<void> | undefined;
 
   constructor(private readonly options: SessionTableOptions<S>) {
     this.now = options.now ?? Date.now;
@@ -112,6 +120,7 @@ export class SessionTable<S extends TableEntry> {
     let own = this.byKey.get(session.keyId);
     if (own === undefined) this.byKey.set(session.keyId, (own = new Set()));
     own.add(session);
+    if (this.started && session.expiresAtMs !== null) this.closeExpired();
   }
 
   /**
@@ -166,23 +175,47 @@ export class SessionTable<S extends TableEntry> {
   }
 
   /**
-   * Closes the sessions of keys that expired (known locally), then re-reads the standing of every
-   * key that owns a session, in one read, and closes the sessions of a key revoked, expired, gone,
-   * or whose scopes differ from those the session opened with.
+   * Re-checks the sessions of these keys against the store ("all": of every key that owns a
+   * session): the periodic key watch and the store's key-change notifications both come here, so
+   * the rule is this one. At most one read is in flight: keys named meanwhile are gathered and read
+   * together by the next one, which starts when it ends (the read in flight may predate the change
+   * it is told of), so a storm of notifications costs one read at a time, not one per key.
+   * Resolves once a read begun after this call has ended.
    */
-  watchKeys(): Promise<void> {
-    this.watching ??= this.readStandings().finally(() => (this.watching = undefined));
-    return this.watching;
+  recheckKeys(changed: readonly string[] | "all"): Promise<void> {
+    if (changed === "all" || this.pending === "all") this.pending = "all";
+    else {
+      this.pending ??= new Set();
+      for (const id of changed) this.pending.add(id);
+    }
+    this.draining ??= this.drain();
+    return this.draining;
   }
 
-  private async readStandings(): Promise<void> {
-    const now = this.now();
-    for (const session of this.sessions.values()) {
-      if (session.expiresAtMs !== null && session.expiresAtMs <= now) void this.close(session, "expired");
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending !== null) {
+        const keys = this.pending;
+        this.pending = null;
+        await this.readStandings(keys);
+      }
+    } finally {
+      // In the same turn as the loop's last check: a recheckKeys after it starts a new drain.
+      this.draining = undefined;
     }
+  }
+
+  /**
+   * Closes the sessions of keys known here to have expired, then reads the standing of each key
+   * asked about that owns a session, in one read, and closes the sessions of a key revoked,
+   * expired, gone, or whose scopes differ from those the session opened with.
+   */
+  private async readStandings(keys: ReadonlySet<string> | "all"): Promise<void> {
+    this.closeExpired();
     // Judged against the standings: only sessions opened before the read (a later one was opened
     // with a fresher authentication than the read can show).
-    const judged = [...this.sessions.values()].filter((session) => session.keyId !== null);
+    const owned = keys === "all" ? [...this.sessions.values()] : [...keys].flatMap((id) => [...(this.byKey.get(id) ?? [])]);
+    const judged = owned.filter((session) => session.keyId !== null);
     if (judged.length === 0) return;
     let standings: Map<string, KeyStandingNow>;
     try {
@@ -206,20 +239,46 @@ export class SessionTable<S extends TableEntry> {
       if (why !== null) void this.close(session, why);
       else session.expiresAtMs = standing!.expiresAt === null ? null : Date.parse(standing!.expiresAt);
     }
+    // An expiry moved earlier elsewhere ends the session at that instant, not at a later watch.
+    this.closeExpired();
   }
 
-  /** Starts the idle sweep and the key watch. */
+  /**
+   * Closes the sessions whose key has expired by what is known here, and (once started) sets a
+   * timer for the next expiry: a key works until the instant it expires (README, Authentication).
+   */
+  private closeExpired(): void {
+    const now = this.now();
+    let next = Infinity;
+    for (const session of this.sessions.values()) {
+      if (session.expiresAtMs === null) continue;
+      if (session.expiresAtMs <= now) void this.close(session, "expired");
+      else next = Math.min(next, session.expiresAtMs);
+    }
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (!this.started || next === Infinity) return;
+    // setTimeout takes at most 2^31-1 ms (about 24.8 days); a later expiry re-arms on the way.
+    this.expiryTimer = setTimeout(() => this.closeExpired(), Math.min(next - now, 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+
+  /** Starts the idle sweep, the periodic key watch and the expiry timer. */
   start(): void {
     const { idleTimeoutMs, keyWatchIntervalMs } = this.options;
+    this.started = true;
     this.sweeper = setInterval(() => this.sweepIdle(), Math.max(50, Math.min(60_000, Math.floor(idleTimeoutMs / 4))));
-    this.watcher = setInterval(() => void this.watchKeys(), keyWatchIntervalMs);
+    this.watcher = setInterval(() => void this.recheckKeys("all"), keyWatchIntervalMs);
     this.sweeper.unref();
     this.watcher.unref();
+    this.closeExpired();
   }
 
   stop(): void {
+    this.started = false;
     clearInterval(this.sweeper);
     clearInterval(this.watcher);
+    clearTimeout(this.expiryTimer);
   }
 }
 
