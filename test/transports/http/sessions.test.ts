@@ -209,10 +209,12 @@ describe("SessionTable key watch (one read of every owning key's standing)", () 
     await Promise.all([first, ...storm]);
     expect(reads).toStrictEqual([[keys[0]!.id], [keys[1]!.id, keys[2]!.id].sort()]);
     expect(mostInFlight).toBe(1);
-    expect(closed.sort()).toStrictEqual([
-      [keys[1]!.id, "revoked"],
-      [keys[2]!.id, "scopes_changed"],
-    ]);
+    expect(closed.sort()).toStrictEqual(
+      [
+        [keys[1]!.id, "revoked"],
+        [keys[2]!.id, "scopes_changed"],
+      ].sort(),
+    );
     expect(sessions.size).toBe(2);
   });
 
