@@ -63,6 +63,16 @@ export function addServeCommand(program: Command): void {
         "KEYWARDEN_TRUST_PROXY",
       ),
     )
+    .addOption(
+      new Option(
+        "--key-watch-interval <ms>",
+        "re-read the keys that own sessions this often, to close those revoked, expired or narrowed elsewhere; the bound when no notification arrives (default: 2000)",
+      ).env("KEYWARDEN_KEY_WATCH_INTERVAL"),
+    )
+    .option(
+      "--no-key-notifications",
+      "PostgreSQL: do not listen for key changes (LISTEN/NOTIFY; say, behind a pooler that does not carry it); sessions then follow changes by the key watch alone (env: KEYWARDEN_KEY_NOTIFICATIONS=0)",
+    )
     .action((_options: unknown, command: Command) => runHttpServer(effectiveOptions<ServeRawOptions>(command)));
 }
 
@@ -110,6 +120,8 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
       authFailureLimit: http.authFailureLimit,
       authFailureWindowMs: http.authFailureWindowMs,
       trustProxy: http.trustProxy,
+      keyWatchIntervalMs: http.keyWatchIntervalMs,
+      keyChangeNotifications: http.keyChangeNotifications,
     });
   } catch (error) {
     await close();
@@ -144,6 +156,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
       url: server.url,
       db: config.databaseLabel,
       stateless: http.stateless,
+      key_notifications: server.keyChangeNotifications,
       auth: http.noAuth ? "none" : "bearer",
       allowed_origins: http.allowedOrigins ?? "loopback",
     },

@@ -19,6 +19,9 @@ export interface ServeRawOptions extends RawOptions {
   authFailureLimit?: string;
   authFailureWindow?: string;
   trustProxy?: string;
+  keyWatchInterval?: string;
+  /** commander's negation of --no-key-notifications: false when it was given. */
+  keyNotifications?: boolean;
 }
 
 export interface HttpConfig {
@@ -38,6 +41,10 @@ export interface HttpConfig {
   authFailureLimit: number;
   authFailureWindowMs: number;
   trustProxy: boolean | number | string[];
+  /** undefined: the transport's default (2000 ms, src/transports/http/sessions.ts). */
+  keyWatchIntervalMs: number | undefined;
+  /** Sessions listen for the store's key-change notifications (PostgreSQL), besides the periodic watch. */
+  keyChangeNotifications: boolean;
 }
 
 export const DEFAULT_HTTP_HOST = "127.0.0.1";
@@ -45,6 +52,9 @@ export const DEFAULT_HTTP_PORT = 3000;
 
 const optionalPositiveInteger = (label: string, raw: string | undefined): number | undefined =>
   raw === undefined ? undefined : positiveInteger(label, raw, 0);
+
+/** Below this, the periodic key watch would be a steady load on the store (and "2" was likely meant as seconds). */
+export const MIN_KEY_WATCH_INTERVAL_MS = 100;
 
 const PROXY_NAMES = ["loopback", "linklocal", "uniquelocal"];
 
@@ -141,6 +151,15 @@ export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessE
     }
   }
 
+  const keyWatchIntervalMs = optionalPositiveInteger("--key-watch-interval / KEYWARDEN_KEY_WATCH_INTERVAL", options.keyWatchInterval);
+  if (keyWatchIntervalMs !== undefined && keyWatchIntervalMs < MIN_KEY_WATCH_INTERVAL_MS) {
+    throw new ConfigError(
+      `--key-watch-interval / KEYWARDEN_KEY_WATCH_INTERVAL is in milliseconds, at least ${MIN_KEY_WATCH_INTERVAL_MS}, got ${JSON.stringify(options.keyWatchInterval)}`,
+    );
+  }
+  // On unless turned off by the flag or by KEYWARDEN_KEY_NOTIFICATIONS=0 (the flag wins: it only turns off).
+  const notificationsEnv = env.KEYWARDEN_KEY_NOTIFICATIONS?.trim() ? booleanEnv("KEYWARDEN_KEY_NOTIFICATIONS", env) : true;
+
   return {
     host,
     port,
@@ -155,5 +174,7 @@ export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessE
     authFailureLimit: positiveInteger("--auth-failure-limit / KEYWARDEN_AUTH_FAILURE_LIMIT", options.authFailureLimit, 30),
     authFailureWindowMs: seconds("--auth-failure-window / KEYWARDEN_AUTH_FAILURE_WINDOW", options.authFailureWindow, 300),
     trustProxy,
+    keyWatchIntervalMs,
+    keyChangeNotifications: options.keyNotifications !== false && notificationsEnv,
   };
 }

@@ -1,6 +1,6 @@
 import { createTokenHasher } from "../keys/hash.js";
 import { assertValidBrand } from "../keys/token.js";
-import type { KeyStore, KeyUse } from "../store/types.js";
+import type { KeyChangeListener, KeyStore, KeyUse } from "../store/types.js";
 import { listKeyEvents, recordDeniedCall } from "./audit.js";
 import { authenticateKey, keyStandings, recordAuthenticationFailure, UserNames, type KeyStandingNow } from "./authenticate.js";
 import type { ServiceContext } from "./context.js";
@@ -156,6 +156,20 @@ export class KeyService {
    */
   keyStandings(keyIds: readonly string[]): Promise<Map<string, KeyStandingNow>> {
     return keyStandings(this.ctx, keyIds);
+  }
+
+  /** The service's clock: the one that decides whether a key has expired (its sessions end by it too). */
+  now(): Date {
+    return this.ctx.clock();
+  }
+
+  /**
+   * Tells `onChange` which keys changed, whichever process committed the change, when the store can
+   * (PostgreSQL's LISTEN/NOTIFY: KeyStore.watchKeyChanges); resolves with a function that stops it,
+   * or null for a store that cannot (SQLite): re-read keys on your own schedule then.
+   */
+  async watchKeyChanges(onChange: KeyChangeListener): Promise<(() => Promise<void>) | null> {
+    return this.store.watchKeyChanges ? this.store.watchKeyChanges(onChange) : null;
   }
 
   /**

@@ -53,6 +53,20 @@ describe("config parsers share the service's rules", () => {
     expect(resolveHttpConfig({ auth: false, host: "[::1]" }, {}).noAuth).toBe(true);
   });
 
+  it("--key-watch-interval is in milliseconds, at least 100; key-change notifications are on unless the flag or KEYWARDEN_KEY_NOTIFICATIONS=0 turns them off", () => {
+    expect(resolveHttpConfig({}, {})).toMatchObject({ keyWatchIntervalMs: undefined, keyChangeNotifications: true });
+    expect(resolveHttpConfig({ keyWatchInterval: "500" }, {}).keyWatchIntervalMs).toBe(500);
+    expect(() => resolveHttpConfig({ keyWatchInterval: "2" }, {})).toThrow(
+      '--key-watch-interval / KEYWARDEN_KEY_WATCH_INTERVAL is in milliseconds, at least 100, got "2"',
+    );
+    expect(() => resolveHttpConfig({ keyWatchInterval: "2s" }, {})).toThrow(/must be a positive integer, got "2s"/);
+    expect(resolveHttpConfig({ keyNotifications: false }, {}).keyChangeNotifications).toBe(false);
+    expect(resolveHttpConfig({ keyNotifications: false }, { KEYWARDEN_KEY_NOTIFICATIONS: "1" }).keyChangeNotifications).toBe(false);
+    expect(resolveHttpConfig({ keyNotifications: true }, { KEYWARDEN_KEY_NOTIFICATIONS: "0" }).keyChangeNotifications).toBe(false);
+    expect(resolveHttpConfig({ keyNotifications: true }, { KEYWARDEN_KEY_NOTIFICATIONS: "" }).keyChangeNotifications).toBe(true);
+    expect(() => resolveHttpConfig({}, { KEYWARDEN_KEY_NOTIFICATIONS: "off" })).toThrow('KEYWARDEN_KEY_NOTIFICATIONS must be 1/true/yes or 0/false/no, got "off"');
+  });
+
   it("reads KEYWARDEN_ADMIN with the same on/off parser as the other switches", () => {
     expect(resolveConfig({ db: ":memory:", user: "a" }, { KEYWARDEN_ADMIN: "yes" }).isAdmin).toBe(true);
     expect(resolveConfig({ db: ":memory:", user: "a" }, { KEYWARDEN_ADMIN: "0" }).isAdmin).toBe(false);

@@ -151,6 +151,8 @@ describe("keywarden serve options", () => {
       [["--trust-proxy", "99999999999999999999999"], {}, /^keywarden: --trust-proxy .*: hop count "99999999999999999999999" is too large\n$/],
       [[], { KEYWARDEN_MAX_EXPIRY_DAYS: "100000000" }, /^keywarden: --max-expiry-days \/ KEYWARDEN_MAX_EXPIRY_DAYS: 100000000 days from now is past 9999-12-31T23:59:59Z; none: no limit\n$/],
       [[], { KEYWARDEN_STATELESS: "maybe" }, /KEYWARDEN_STATELESS must be/],
+      [["--key-watch-interval", "2"], {}, /^keywarden: --key-watch-interval \/ KEYWARDEN_KEY_WATCH_INTERVAL is in milliseconds, at least 100, got "2"\n$/],
+      [[], { KEYWARDEN_KEY_NOTIFICATIONS: "maybe" }, /KEYWARDEN_KEY_NOTIFICATIONS must be/],
     ];
     for (const [args, env, message] of cases) {
       const result = runCli(["serve", "--db", db, ...args], env);
@@ -166,7 +168,7 @@ describe("keywarden serve options", () => {
     cleanups.push(() => server.stop());
     expect((await rawRequest(`${server.base}/healthz`)).status).toBe(200);
     const help = runCli(["serve", "--help"]).stdout;
-    for (const text of ["KEYWARDEN_HOST", "KEYWARDEN_PORT", "--stateless", "--allowed-origins", "--allow-query-key", "--no-auth", "KEYWARDEN_SESSION_IDLE_TIMEOUT", "KEYWARDEN_MAX_SESSIONS", "KEYWARDEN_MAX_SESSIONS_PER_KEY"]) {
+    for (const text of ["KEYWARDEN_HOST", "KEYWARDEN_PORT", "--stateless", "--allowed-origins", "--allow-query-key", "--no-auth", "KEYWARDEN_SESSION_IDLE_TIMEOUT", "KEYWARDEN_MAX_SESSIONS", "KEYWARDEN_MAX_SESSIONS_PER_KEY", "KEYWARDEN_KEY_WATCH_INTERVAL", "--no-key-notifications"]) {
       expect(help).toContain(text);
     }
   });

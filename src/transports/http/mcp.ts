@@ -9,15 +9,8 @@ import type { Principal } from "../../service/principal.js";
 import type { KeyService } from "../../service/service.js";
 import type { ToolDefinition } from "../../tools/tool.js";
 import { MAX_BODY_BYTES, MCP_PATH, refusal, writeRefusal, type Refusal } from "./answers.js";
-import {
-  applySessionProtocolVersion,
-  BoundedEventStore,
-  negotiatedProtocolVersion,
-  SessionTable,
-  SSE_RETRY_MS,
-  type SessionCloseReason,
-  type TableEntry,
-} from "./sessions.js";
+import { BoundedEventStore, SSE_RETRY_MS } from "./event-store.js";
+import { applySessionProtocolVersion, negotiatedProtocolVersion, SessionTable, type SessionCloseReason, type TableEntry } from "./sessions.js";
 
 // The /mcp handler behind the guards: Streamable HTTP through the SDK's transport, one session per
 // initialize (sessions.ts keeps the table and its limits), or a fresh server per POST (--stateless).
@@ -71,7 +64,14 @@ export interface McpHandlerOptions {
 export interface McpHandler {
   /** Answers one /mcp request whose guards passed; `body` is the parsed JSON of a POST. */
   handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller: Caller): Promise<void>;
-  readonly sessions: { readonly size: number; start(): void; stop(): void; closeAll(why: SessionCloseReason): Promise<void> };
+  readonly sessions: {
+    readonly size: number;
+    start(): void;
+    stop(): void;
+    closeAll(why: SessionCloseReason): Promise<void>;
+    /** Re-checks the sessions of keys reported changed ("all": every session's key). */
+    recheckKeys(changed: readonly string[] | "all"): Promise<void>;
+  };
 }
 
 export function createMcpHandler(options: McpHandlerOptions): McpHandler {
@@ -82,6 +82,8 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     idleTimeoutMs: options.sessionIdleTimeoutMs,
     keyWatchIntervalMs: options.keyWatchIntervalMs,
     keyStandings: (keyIds) => service.keyStandings(keyIds),
+    // A session ends when its key expires by the clock that judges keys, not by another one.
+    now: () => service.now().getTime(),
     onClose: (session, why) => endSession(session, why),
     onWatchError: (error) => logger.error({ err: error }, "sessions: could not re-read the keys that own them"),
   });

@@ -55,8 +55,16 @@ export interface HttpServerOptions {
   maxSessions?: number;
   /** Open sessions per key (all of --no-auth is one); one more closes that key's least recently used. */
   maxSessionsPerKey?: number;
-  /** How often the keys owning sessions are re-read, to close those revoked, expired or narrowed elsewhere. */
+  /**
+   * How often the keys owning sessions are re-read, to close those revoked, expired or narrowed
+   * elsewhere: the bound on their staleness when no change notification arrives.
+   */
   keyWatchIntervalMs?: number;
+  /**
+   * Listen for the store's key-change notifications (KeyService.watchKeyChanges), when it has them,
+   * and re-check at once the sessions of a changed key (default true; unused under --stateless).
+   */
+  keyChangeNotifications?: boolean;
 }
 
 export interface RunningHttpServer {
@@ -65,6 +73,8 @@ export interface RunningHttpServer {
   port: number;
   /** Open sessions, for tests and the log. */
   sessionCount(): number;
+  /** Whether sessions hear of key changes from the store at once; false: only by the periodic watch. */
+  keyChangeNotifications: boolean;
   /**
    * Stops accepting connections, lets requests in progress finish (up to `graceMs`), closes every
    * session and its streams, then every connection.
@@ -126,7 +136,25 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     onError: (error) => requestLog.unexpected(error, VERIFY_PATH),
   });
 
-  const httpServer: NodeHttpServer = await new Promise((resolve, reject) => {
+  // Key changes committed by any process re-check their sessions at once (README, "Running several
+  // instances"); listening before the socket opens, so that no session predates it. The periodic
+  // watch (sessions.start) stays: it bounds staleness while notifications are lost.
+  let stopWatching: (() => Promise<void>) | null = null;
+  if (!stateless && options.keyChangeNotifications !== false) {
+    try {
+      stopWatching = await service.watchKeyChanges((changed) => {
+        if (changed === "all") logger.warn({}, "key-change notifications: listening again after a lost connection; re-checking every session's key");
+        void mcp.sessions.recheckKeys(changed);
+      });
+    } catch (error) {
+      logger.warn(
+        { reason: (error as Error).message },
+        "key-change notifications unavailable: sessions follow changes made elsewhere by the periodic key watch only",
+      );
+    }
+  }
+
+  const httpServer = await new Promise<NodeHttpServer>((resolve, reject) => {
     const server = createNodeHttpServer(
       // A client that sends half a request and goes quiet holds a connection only this long, not
       // Node's default of 300 s (a cheap way to tie up every socket).
@@ -140,6 +168,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     server.on("connect", (_req, socket) => answerConnect(socket));
     server.listen(options.port, host, () => resolve(server));
     server.once("error", reject);
+  }).catch(async (error: unknown) => {
+    await stopWatching?.();
+    throw error;
   });
   const { port } = httpServer.address() as AddressInfo;
   const urlHost = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
@@ -156,10 +187,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     url: `http://${urlHost}:${port}${MCP_PATH}`,
     port,
     sessionCount: () => mcp.sessions.size,
+    keyChangeNotifications: stopWatching !== null,
     close: (graceMs = 5000) => {
       closed ??= (async () => {
         closing = true;
         mcp.sessions.stop();
+        const unwatched = stopWatching?.().catch((error: unknown) => logger.warn({ reason: (error as Error).message }, "key-change notifications: could not stop listening"));
         const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         httpServer.closeIdleConnections();
         // Let requests in progress finish: a tool call that wrote a key must get its answer out.
@@ -167,7 +200,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         while (requestLog.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
         await mcp.sessions.closeAll("shutdown");
         httpServer.closeAllConnections();
-        await stopped;
+        await Promise.all([stopped, unwatched]);
       })();
       return closed;
     },

@@ -1,14 +1,13 @@
 import type { IncomingMessage } from "node:http";
-import type { EventId, EventStore, StreamId } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import type { KeyStandingNow } from "../../service/service.js";
-import { containsToken } from "../../keys/token.js";
 
 // The session table of the HTTP transport (README, "Sessions"): no principal can take the service
 // from another. Each key holds at most `maxSessionsPerKey` sessions (one more evicts its least
 // recently used), the table at most `maxSessions`; a session idle for the timeout is closed even
-// while it holds a GET stream; the keys owning sessions are re-read on a short interval, so that a
-// key revoked, expired or narrowed by any process loses its sessions and streams.
+// while it holds a GET stream; a key revoked, expired or narrowed by any process loses its sessions
+// and streams: the keys owning sessions are re-read when the store reports a change of theirs
+// (recheckKeys), and on a short interval whether or not it does (README, "Running several instances").
 
 /** Defaults of `keywarden serve` (README, Configuration). */
 export const DEFAULT_MAX_SESSIONS = 1000;
@@ -46,7 +45,10 @@ export interface SessionTableOptions<S extends TableEntry> {
   maxSessions: number;
   maxSessionsPerKey: number;
   idleTimeoutMs: number;
-  /** How often the keys owning sessions are re-read: another process may revoke, expire or narrow one. */
+  /**
+   * How often every key owning a session is re-read: another process may revoke, expire or narrow
+   * one, and a store's change notifications (if any) may not arrive. The staleness bound of sessions.
+   */
   keyWatchIntervalMs: number;
   /** The standing of these keys now, in one read (KeyService.keyStandings). */
   keyStandings(keyIds: readonly string[]): Promise<Map<string, KeyStandingNow>>;
@@ -73,7 +75,11 @@ export class SessionTable<S extends TableEntry> {
   private readonly now: () => number;
   private sweeper: NodeJS.Timeout | undefined;
   private watcher: NodeJS.Timeout | undefined;
-  private watching: Promise<void> | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  /** Keys to re-read once the read in flight ends ("all": every key owning a session); null: none. */
+  private pending: Set<string> | "all" | null = null;
+  private draining: Promise<void> | undefined;
 
   constructor(private readonly options: SessionTableOptions<S>) {
     this.now = options.now ?? Date.now;
@@ -114,6 +120,7 @@ export class SessionTable<S extends TableEntry> {
     let own = this.byKey.get(session.keyId);
     if (own === undefined) this.byKey.set(session.keyId, (own = new Set()));
     own.add(session);
+    if (this.started && session.expiresAtMs !== null) this.closeExpired();
   }
 
   /**
@@ -168,23 +175,47 @@ export class SessionTable<S extends TableEntry> {
   }
 
   /**
-   * Closes the sessions of keys that expired (known locally), then re-reads the standing of every
-   * key that owns a session, in one read, and closes the sessions of a key revoked, expired, gone,
-   * or whose scopes differ from those the session opened with.
+   * Re-checks the sessions of these keys against the store ("all": of every key that owns a
+   * session): the periodic key watch and the store's key-change notifications both come here, so
+   * the rule is this one. At most one read is in flight: keys named meanwhile are gathered and read
+   * together by the next one, which starts when it ends (the read in flight may predate the change
+   * it is told of), so a storm of notifications costs one read at a time, not one per key.
+   * Resolves once a read begun after this call has ended.
    */
-  watchKeys(): Promise<void> {
-    this.watching ??= this.readStandings().finally(() => (this.watching = undefined));
-    return this.watching;
+  recheckKeys(changed: readonly string[] | "all"): Promise<void> {
+    if (changed === "all" || this.pending === "all") this.pending = "all";
+    else {
+      this.pending ??= new Set();
+      for (const id of changed) this.pending.add(id);
+    }
+    this.draining ??= this.drain();
+    return this.draining;
   }
 
-  private async readStandings(): Promise<void> {
-    const now = this.now();
-    for (const session of this.sessions.values()) {
-      if (session.expiresAtMs !== null && session.expiresAtMs <= now) void this.close(session, "expired");
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending !== null) {
+        const keys = this.pending;
+        this.pending = null;
+        await this.readStandings(keys);
+      }
+    } finally {
+      // In the same turn as the loop's last check: a recheckKeys after it starts a new drain.
+      this.draining = undefined;
     }
+  }
+
+  /**
+   * Closes the sessions of keys known here to have expired, then reads the standing of each key
+   * asked about that owns a session, in one read, and closes the sessions of a key revoked,
+   * expired, gone, or whose scopes differ from those the session opened with.
+   */
+  private async readStandings(keys: ReadonlySet<string> | "all"): Promise<void> {
+    this.closeExpired();
     // Judged against the standings: only sessions opened before the read (a later one was opened
     // with a fresher authentication than the read can show).
-    const judged = [...this.sessions.values()].filter((session) => session.keyId !== null);
+    const owned = keys === "all" ? [...this.sessions.values()] : [...keys].flatMap((id) => [...(this.byKey.get(id) ?? [])]);
+    const judged = owned.filter((session) => session.keyId !== null);
     if (judged.length === 0) return;
     let standings: Map<string, KeyStandingNow>;
     try {
@@ -208,20 +239,46 @@ export class SessionTable<S extends TableEntry> {
       if (why !== null) void this.close(session, why);
       else session.expiresAtMs = standing!.expiresAt === null ? null : Date.parse(standing!.expiresAt);
     }
+    // An expiry moved earlier elsewhere ends the session at that instant, not at a later watch.
+    this.closeExpired();
   }
 
-  /** Starts the idle sweep and the key watch. */
+  /**
+   * Closes the sessions whose key has expired by what is known here, and (once started) sets a
+   * timer for the next expiry: a key works until the instant it expires (README, Authentication).
+   */
+  private closeExpired(): void {
+    const now = this.now();
+    let next = Infinity;
+    for (const session of this.sessions.values()) {
+      if (session.expiresAtMs === null) continue;
+      if (session.expiresAtMs <= now) void this.close(session, "expired");
+      else next = Math.min(next, session.expiresAtMs);
+    }
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (!this.started || next === Infinity) return;
+    // setTimeout takes at most 2^31-1 ms (about 24.8 days); a later expiry re-arms on the way.
+    this.expiryTimer = setTimeout(() => this.closeExpired(), Math.min(next - now, 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+
+  /** Starts the idle sweep, the periodic key watch and the expiry timer. */
   start(): void {
     const { idleTimeoutMs, keyWatchIntervalMs } = this.options;
+    this.started = true;
     this.sweeper = setInterval(() => this.sweepIdle(), Math.max(50, Math.min(60_000, Math.floor(idleTimeoutMs / 4))));
-    this.watcher = setInterval(() => void this.watchKeys(), keyWatchIntervalMs);
+    this.watcher = setInterval(() => void this.recheckKeys("all"), keyWatchIntervalMs);
     this.sweeper.unref();
     this.watcher.unref();
+    this.closeExpired();
   }
 
   stop(): void {
+    this.started = false;
     clearInterval(this.sweeper);
     clearInterval(this.watcher);
+    clearTimeout(this.expiryTimer);
   }
 }
 
@@ -249,123 +306,4 @@ export function applySessionProtocolVersion(req: IncomingMessage, version: strin
     }
   }
   raw.push("mcp-protocol-version", version);
-}
-
-/** The `retry` field (ms) of SSE streams: how long a client waits before resuming with Last-Event-ID. */
-export const SSE_RETRY_MS = 1000;
-
-/**
- * What a resuming client may be sent again in place of `message`. A result that holds a key's
- * full value (create_api_key, rotate_api_key) went out once on its own stream; sending it again
- * would make a second copy (README: the value exists only in the response that created it). A
- * client that lost that stream gets an error for the request instead, saying what to do.
- */
-export function replayableForm(message: JSONRPCMessage, text = JSON.stringify(message)): JSONRPCMessage {
-  if (!("id" in message) || !("result" in message) || !containsToken(text)) return message;
-  return {
-    jsonrpc: "2.0",
-    id: message.id,
-    error: {
-      code: -32000,
-      message:
-        "this result held a new key's full value, which keywarden sends only once, on the stream that was lost; " +
-        "the key exists: find it with list_api_keys, revoke it, and create another",
-    },
-  };
-}
-
-/** How long an event's message is kept for a resuming client (which waits SSE_RETRY_MS). */
-export const EVENT_MESSAGE_TTL_MS = 60_000;
-
-/**
- * The events of one session's SSE streams, kept so that a client that lost a stream resumes it
- * with Last-Event-ID (MCP Streamable HTTP, "Resumability and Redelivery"). Bounded: the oldest
- * events go first, and an event no longer kept cannot be resumed from (400). A message may carry
- * a key's full value (create_api_key, rotate_api_key), which exists only in the response that
- * created it (README): each message is sent again at most once, and kept at most
- * EVENT_MESSAGE_TTL_MS; after that only its id and stream remain, so that later events of the
- * stream still resume.
- */
-export class BoundedEventStore implements EventStore {
-  private readonly events = new Map<EventId, { streamId: StreamId; message: JSONRPCMessage | null; size: number; storedAt: number }>();
-  private seq = 0;
-  private bytes = 0;
-
-  private readonly limits: { maxEvents: number; maxBytes: number; messageTtlMs: number };
-
-  constructor(
-    limits: { maxEvents?: number; maxBytes?: number; messageTtlMs?: number } = {},
-    private readonly clock: () => number = Date.now,
-  ) {
-    this.limits = { maxEvents: 100, maxBytes: 256 * 1024, messageTtlMs: EVENT_MESSAGE_TTL_MS, ...limits };
-  }
-
-  get size(): number {
-    return this.events.size;
-  }
-
-  /** Messages still held (not yet replayed, nor past their time). */
-  get messageCount(): number {
-    this.forgetOldMessages();
-    let held = 0;
-    for (const event of this.events.values()) if (event.message !== null) held += 1;
-    return held;
-  }
-
-  async storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
-    this.forgetOldMessages();
-    this.seq += 1;
-    const id = `${this.seq}`;
-    // Priming events are stored as {} (they carry only an id): nothing to send again.
-    let kept: JSONRPCMessage | null = null;
-    let size = 0;
-    if ("jsonrpc" in message) {
-      const text = JSON.stringify(message);
-      kept = replayableForm(message, text);
-      size = kept === message ? text.length : JSON.stringify(kept).length;
-    }
-    this.events.set(id, { streamId, message: kept, size, storedAt: this.clock() });
-    this.bytes += size;
-    for (const [oldest, event] of this.events) {
-      if (this.events.size <= this.limits.maxEvents && this.bytes <= this.limits.maxBytes) break;
-      this.events.delete(oldest);
-      this.bytes -= event.size;
-    }
-    return id;
-  }
-
-  async getStreamIdForEventId(eventId: EventId): Promise<StreamId | undefined> {
-    return this.events.get(eventId)?.streamId;
-  }
-
-  async replayEventsAfter(lastEventId: EventId, { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> }): Promise<StreamId> {
-    this.forgetOldMessages();
-    const last = this.events.get(lastEventId);
-    if (last === undefined) throw new Error("unknown event id");
-    let after = false;
-    for (const [id, event] of [...this.events]) {
-      if (id === lastEventId) after = true;
-      else if (after && event.streamId === last.streamId && event.message !== null) {
-        const message = event.message;
-        this.dropMessage(event);
-        await send(id, message);
-      }
-    }
-    return last.streamId;
-  }
-
-  private dropMessage(event: { message: JSONRPCMessage | null; size: number }): void {
-    event.message = null;
-    this.bytes -= event.size;
-    event.size = 0;
-  }
-
-  /** Events are in the order they were stored: the old ones are at the front. */
-  private forgetOldMessages(): void {
-    const oldest = this.clock() - this.limits.messageTtlMs;
-    for (const event of this.events.values()) {
-      if (event.storedAt > oldest) break;
-      if (event.message !== null) this.dropMessage(event);
-    }
-  }
 }

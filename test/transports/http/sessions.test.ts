@@ -1,7 +1,8 @@
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CreatedApiKey } from "../../../src/service/types.js";
-import { BoundedEventStore, replayableForm, SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
+import { BoundedEventStore, replayableForm } from "../../../src/transports/http/event-store.js";
+import { SessionTable, type SessionCloseReason, type TableEntry } from "../../../src/transports/http/sessions.js";
 import { openHarness, type Harness } from "../../helpers/harness.js";
 
 // The session table in process, on a real service and SQLite store with a test clock: limits,
@@ -24,15 +25,26 @@ afterEach(async () => {
   await harness.close();
 });
 
-function table(limits: { maxSessions?: number; maxSessionsPerKey?: number; idleTimeoutMs?: number } = {}) {
+/** The ids of each standings read the table made. */
+let reads: string[][];
+
+function table(
+  limits: { maxSessions?: number; maxSessionsPerKey?: number; idleTimeoutMs?: number } = {},
+  keyStandings = (ids: readonly string[]) => harness.service.keyStandings(ids),
+  clock: () => number = () => now,
+) {
+  reads = [];
   return new SessionTable<Entry>({
     maxSessions: limits.maxSessions ?? 100,
     maxSessionsPerKey: limits.maxSessionsPerKey ?? 10,
     idleTimeoutMs: limits.idleTimeoutMs ?? 60_000,
     keyWatchIntervalMs: 60_000,
-    keyStandings: (ids) => harness.service.keyStandings(ids),
+    keyStandings: (ids) => {
+      reads.push([...ids].sort());
+      return keyStandings(ids);
+    },
     onClose: (session, why) => void closed.push([session.label, why]),
-    now: () => now,
+    now: clock,
   });
 }
 
@@ -122,7 +134,7 @@ describe("SessionTable key watch (one read of every owning key's standing)", () 
 
     await harness.service.revokeApiKey(harness.principal, { id: revoked.id });
     await harness.service.updateApiKey(harness.principal, { id: narrowed.id, scopes: ["tools:read"] });
-    await sessions.watchKeys();
+    await sessions.recheckKeys("all");
     expect(closed.sort()).toStrictEqual([
       ["narrowed", "scopes_changed"],
       ["revoked-1", "revoked"],
@@ -130,7 +142,7 @@ describe("SessionTable key watch (one read of every owning key's standing)", () 
     ]);
 
     harness.clock.advance(60_000);
-    await sessions.watchKeys();
+    await sessions.recheckKeys("all");
     expect(closed.at(-1)).toStrictEqual(["expiring", "expired"]);
     expect(sessions.size).toBe(1);
     expect(sessions.countOf(kept.id)).toBe(1);
@@ -141,11 +153,94 @@ describe("SessionTable key watch (one read of every owning key's standing)", () 
     open(sessions, entry("ghost", "key_doesnotexist"));
     open(sessions, entry("local-expiry", null, null, now + 10));
     now += 10;
-    await sessions.watchKeys();
+    await sessions.recheckKeys("all");
     expect(closed.sort()).toStrictEqual([
       ["ghost", "key_gone"],
       ["local-expiry", "expired"],
     ]);
+  });
+
+  it("a re-check of named keys (a key-change notification) reads and judges only their sessions; keys owning none cost no read", async () => {
+    const sessions = table();
+    const named = await mint("named");
+    const other = await mint("other");
+    open(sessions, entry("named", named.id, named.scopes));
+    open(sessions, entry("other", other.id, other.scopes));
+    await harness.service.revokeApiKey(harness.principal, { id: named.id });
+    await harness.service.revokeApiKey(harness.principal, { id: other.id });
+
+    await sessions.recheckKeys(["key_without_sessions"]);
+    expect(reads).toStrictEqual([]);
+    await sessions.recheckKeys([named.id, "key_without_sessions"]);
+    expect(reads).toStrictEqual([[named.id]]);
+    expect(closed).toStrictEqual([["named", "revoked"]]);
+    // "all" (the periodic watch, or notifications lost) reads every key that owns a session.
+    await sessions.recheckKeys("all");
+    expect(reads.at(-1)).toStrictEqual([other.id]);
+    expect(closed.at(-1)).toStrictEqual(["other", "revoked"]);
+  });
+
+  it("a storm of notifications costs one read at a time: ids arriving during a read are read together by one more", async () => {
+    const keys = await Promise.all(["k1", "k2", "k3", "k4"].map((name) => mint(name)));
+    let release!: () => void;
+    let gate: Promise<void> | null = new Promise<void>((resolve) => (release = resolve));
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const sessions = table({}, async (ids) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      if (gate) await gate;
+      try {
+        return await harness.service.keyStandings(ids);
+      } finally {
+        inFlight -= 1;
+      }
+    });
+    for (const key of keys) open(sessions, entry(key.id, key.id, key.scopes));
+
+    const first = sessions.recheckKeys([keys[0]!.id]);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Committed while the first read is in flight (it may predate them): 100 notifications.
+    await harness.service.revokeApiKey(harness.principal, { id: keys[1]!.id });
+    await harness.service.updateApiKey(harness.principal, { id: keys[2]!.id, scopes: ["tools:read"] });
+    const storm = Array.from({ length: 100 }, (_, i) => sessions.recheckKeys([keys[1 + (i % 2)]!.id]));
+    gate = null;
+    release();
+    await Promise.all([first, ...storm]);
+    expect(reads).toStrictEqual([[keys[0]!.id], [keys[1]!.id, keys[2]!.id].sort()]);
+    expect(mostInFlight).toBe(1);
+    expect(closed.sort()).toStrictEqual(
+      [
+        [keys[1]!.id, "revoked"],
+        [keys[2]!.id, "scopes_changed"],
+      ].sort(),
+    );
+    expect(sessions.size).toBe(2);
+  });
+
+  it("once started, a session ends at its key's expiry without a read, also when a re-check learns of an earlier one", async () => {
+    const at = Date.now();
+    // The key as another instance left it: active, its expiry moved 300 ms ahead.
+    const standings = async (ids: readonly string[]) =>
+      new Map(ids.map((id) => [id, { status: "active" as const, scopes: ["tools:read"], expiresAt: new Date(at + 300).toISOString() }]));
+    const sessions = table({}, standings, Date.now);
+    sessions.start();
+    try {
+      open(sessions, entry("known", "key_known", ["tools:read"], at + 150));
+      const moved = entry("moved", "key_moved", ["tools:read"], at + 3_600_000);
+      open(sessions, moved);
+      await sessions.recheckKeys(["key_moved"]);
+      expect(moved.expiresAtMs).toBe(at + 300);
+      expect(reads).toStrictEqual([["key_moved"]]);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(closed).toStrictEqual([
+        ["known", "expired"],
+        ["moved", "expired"],
+      ]);
+      expect(reads).toHaveLength(1);
+    } finally {
+      sessions.stop();
+    }
   });
 
   it("the store answers for every key in one read, leaving out unknown ids", async () => {
