@@ -175,11 +175,6 @@ export class SecretScanner {
   }
 }
 
-/** The database file and its WAL and shared-memory index, as they are on disk right now. */
-export function databaseFiles(dbPath: string): { file: string; bytes: Buffer }[] {
-  return [dbPath, `${dbPath}-wal`, `${dbPath}-shm`].filter(existsSync).map((file) => ({ file, bytes: readFileSync(file) }));
-}
-
 /** Every regular file under `dir`, depth first (a directory that cannot be read is skipped). */
 function filesUnder(dir: string): string[] {
   let names: string[];
