@@ -31,7 +31,11 @@ export async function spawnHttpServer(args: string[], env: Record<string, string
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keywarden serve did not start:\n${stderr}`)), 20_000);
+    // A server that never says it listens is killed, not left running after the test gives up on it.
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`keywarden serve did not start:\n${stderr}`));
+    }, 20_000);
     child.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString("utf8");
       const match = /"url":"(http:[^"]+)".*"msg":"keywarden http server listening"/.exec(stderr);

@@ -8,7 +8,11 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** @typedef {{ url: string, stop(): void }} PgCluster A superuser URL of the cluster's `postgres` database, and how to stop it. */
+/**
+ * @typedef {{ url: string, dataDir: string, logFile: string, stop(): void }} PgCluster A superuser URL
+ * of the cluster's `postgres` database, its data directory and server log (for tests that look at
+ * what the server keeps on disk), and how to stop it.
+ */
 
 /**
  * The directory holding initdb and pg_ctl: PG_BIN, else the newest /usr/lib/postgresql/N/bin, else null.
@@ -81,10 +85,13 @@ function postgresUid() {
   run("initdb", ["-D", data, ...auth, "-U", user, "--encoding", "UTF8", "--locale", "C"]);
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=300${durable ? "" : " -c fsync=off -c full_page_writes=off"}`;
-  run("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  const logFile = join(dir, "server.log");
+  run("pg_ctl", ["-D", data, "-o", options, "-l", logFile, "-w", "-t", "60", "start"]);
   let stopped = false;
   return {
     url: `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}/postgres`,
+    dataDir: data,
+    logFile,
     stop() {
       if (stopped) return;
       stopped = true;

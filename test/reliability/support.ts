@@ -1,10 +1,16 @@
 // Shared pieces of the reliability suite: spawning the built binary with a handle on its process,
-// calling tools without throwing, and scanning bytes for any trace of a secret.
-import { existsSync, readFileSync } from "node:fs";
+// calling tools without throwing, scanning bytes for any trace of a secret, and the database of
+// either engine a test runs on, with each engine's own way to look into it.
+import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import Database from "better-sqlite3";
+import postgres from "postgres";
 import { createTokenHasher } from "../../src/keys/hash.js";
-import { secretOf } from "../helpers/harness.js";
+import { makeTempDir, secretOf } from "../helpers/harness.js";
+import { spawnHttpServer, type HttpServerProcess } from "../helpers/http.js";
+import { createTestDatabase, PG_URL } from "../helpers/pg.js";
 import { CLI, assertBuilt, cleanEnv } from "../helpers/spawn.js";
 
 export { CLI, assertBuilt, cleanEnv };
@@ -169,9 +175,146 @@ export class SecretScanner {
   }
 }
 
-/** The database file and its WAL and shared-memory index, as they are on disk right now. */
-export function databaseFiles(dbPath: string): { file: string; bytes: Buffer }[] {
-  return [dbPath, `${dbPath}-wal`, `${dbPath}-shm`].filter(existsSync).map((file) => ({ file, bytes: readFileSync(file) }));
+/** Every regular file under `dir`, depth first (a directory that cannot be read is skipped). */
+function filesUnder(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const path = join(dir, name);
+    const stat = lstatSync(path, { throwIfNoEntry: false });
+    return stat?.isDirectory() ? filesUnder(path) : stat?.isFile() ? [path] : [];
+  });
+}
+
+export type Engine = "sqlite" | "postgres";
+
+/** The engines the parametrised reliability tests run on. */
+export const ENGINES: readonly Engine[] = ["sqlite", "postgres"];
+
+/**
+ * Whether a test on `engine` is skipped: PostgreSQL's without a server (the global setup says so
+ * loudly, and fails the run under KEYWARDEN_REQUIRE_PG=1: test/helpers/pg-global-setup.ts).
+ */
+export const engineSkipped = (engine: Engine): boolean => engine === "postgres" && PG_URL === null;
+
+/**
+ * A fresh database of one engine for a test, and a view into it that is not keywarden's: the tests
+ * judge keywarden's writes by reading the rows themselves.
+ */
+export interface TestDatabase {
+  engine: Engine;
+  /** What `--db` takes: the SQLite file's path, or the PostgreSQL database's URL. */
+  db: string;
+  /** Rows of one query, with `?` placeholders on either engine; counts cast to INTEGER come back as numbers. */
+  all<T = Record<string, unknown>>(sql: string, ...params: unknown[]): Promise<T[]>;
+  /**
+   * Every row of every table as JSON text, each column as the engine gives it as text, except
+   * api_keys.key_hash: a hash belongs there and nowhere else, so the rest is scanned for hashes too.
+   */
+  rowsAsText(): Promise<Record<string, string>>;
+  /** The stored hashes as lowercase hex, one per key (where the hashes must be). */
+  keyHashesHex(): Promise<string[]>;
+  /**
+   * The files holding the database's bytes as they are on disk now: SQLite's file, WAL and
+   * shared-memory index; for PostgreSQL the whole data directory of the cluster the global setup
+   * started (WAL segments under pg_wal, relation files, everything), or none when the server was
+   * given by URL and its files are out of reach.
+   */
+  files(): string[];
+  /** PostgreSQL's server log (the cluster's stderr), or null: SQLite has none, a server given by URL is out of reach. */
+  serverLogFile: string | null;
+  /** Closes the view and removes the database. */
+  close(): Promise<void>;
+}
+
+/** A new empty database of `engine`: a file in a temporary directory, or a database on the test server. */
+export async function openTestDatabase(engine: Engine): Promise<TestDatabase> {
+  return engine === "sqlite" ? openSqliteTestDatabase() : openPostgresTestDatabase();
+}
+
+function openSqliteTestDatabase(): TestDatabase {
+  const temp = makeTempDir();
+  const db = join(temp.dir, "keywarden.db");
+  // A connection per read, closed at once: the file exists only once keywarden has created it, and
+  // a connection left open would keep the last server to close from folding the WAL into the file.
+  const all = async <T>(sql: string, ...params: unknown[]) => {
+    const reader = new Database(db, { readonly: true });
+    try {
+      return reader.prepare(sql).all(...params) as T[];
+    } finally {
+      reader.close();
+    }
+  };
+  return {
+    engine: "sqlite",
+    db,
+    all,
+    async rowsAsText() {
+      const tables = await all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+      const text: Record<string, string> = {};
+      for (const { name } of tables) {
+        const rows = await all<Record<string, unknown>>(`SELECT * FROM "${name}"`);
+        text[name] = JSON.stringify(rows.map((row) => ({ ...row, key_hash: undefined })));
+      }
+      return text;
+    },
+    async keyHashesHex() {
+      return (await all<{ h: string }>("SELECT lower(hex(key_hash)) AS h FROM api_keys")).map((row) => row.h);
+    },
+    files: () => [db, `${db}-wal`, `${db}-shm`].filter(existsSync),
+    serverLogFile: null,
+    async close() {
+      temp.cleanup();
+    },
+  };
+}
+
+async function openPostgresTestDatabase(): Promise<TestDatabase> {
+  const database = await createTestDatabase();
+  const reader = postgres(database.url, { max: 1, onnotice: () => undefined });
+  // `?` to `$n`: the SQL of these tests has no `?` of its own.
+  const all = async <T>(sql: string, ...params: unknown[]) => {
+    let n = 0;
+    const text = sql.replace(/\?/g, () => `$${++n}`);
+    return [...(await reader.unsafe(text, params as postgres.ParameterOrJSON<never>[]))] as T[];
+  };
+  const dataDir = process.env.KEYWARDEN_TEST_PG_DATA ?? null;
+  const logFile = process.env.KEYWARDEN_TEST_PG_LOG ?? null;
+  return {
+    engine: "postgres",
+    db: database.url,
+    all,
+    async rowsAsText() {
+      const columns = await all<{ table_name: string; column_name: string }>(
+        `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()
+         ORDER BY table_name, ordinal_position`,
+      );
+      const byTable = new Map<string, string[]>();
+      for (const { table_name, column_name } of columns) {
+        if (table_name === "api_keys" && column_name === "key_hash") continue;
+        byTable.set(table_name, [...(byTable.get(table_name) ?? []), column_name]);
+      }
+      const text: Record<string, string> = {};
+      for (const [table, names] of byTable) {
+        const rows = await all(`SELECT ${names.map((name) => `"${name}"::text AS "${name}"`).join(", ")} FROM "${table}"`);
+        text[table] = JSON.stringify(rows);
+      }
+      return text;
+    },
+    async keyHashesHex() {
+      return (await all<{ h: string }>("SELECT encode(key_hash, 'hex') AS h FROM api_keys")).map((row) => row.h);
+    },
+    files: () => (dataDir ? filesUnder(dataDir) : []),
+    serverLogFile: logFile,
+    async close() {
+      await reader.end({ timeout: 1 });
+      await database.drop();
+    },
+  };
 }
 
 /** Resident memory of a process in kB, from /proc. */
@@ -191,17 +334,30 @@ export interface MintedKey {
 }
 
 /**
+ * The built library's store on `db`, as `--db` reads it: a postgres:// URL is PostgreSQL
+ * (`keywarden/postgres`), anything else a SQLite path (`keywarden`).
+ */
+export async function openBuiltStore(db: string): Promise<import("../../dist/index.js").KeyStore> {
+  if (/^postgres(ql)?:\/\//.test(db)) {
+    const { PostgresKeyStore } = await import("../../dist/postgres.js");
+    return PostgresKeyStore.open({ url: db });
+  }
+  const { SqliteKeyStore } = await import("../../dist/index.js");
+  return SqliteKeyStore.open({ path: db });
+}
+
+/**
  * Mints keys straight into a database with the built library (what `keywarden admin create-key`
  * does, without a process per key): `user` gets a key with exactly `scopes`. Pass the pepper the
  * servers will run with.
  */
 export async function mintKeys(
-  dbPath: string,
+  db: string,
   specs: { user: string; name: string; scopes: string[] }[],
   options: { pepper?: string } = {},
 ): Promise<MintedKey[]> {
-  const { KeyService, SqliteKeyStore } = await import("../../dist/index.js");
-  const store = SqliteKeyStore.open({ path: dbPath });
+  const store = await openBuiltStore(db);
+  const { KeyService } = await import("../../dist/index.js");
   try {
     const service = new KeyService({ store, pepper: options.pepper });
     const minted: MintedKey[] = [];
@@ -256,6 +412,40 @@ export async function connectHttp(url: string, key: string, userAgent = "keyward
   await client.connect(transport);
   return { client, transport };
 }
+
+/** A spawned `keywarden serve` with a real MCP client of its own over Streamable HTTP. */
+export interface ServeInstance {
+  server: HttpServerProcess;
+  client: Client;
+  /** The server's stderr (its log). */
+  stderr: () => string;
+  /** Ends the client's session and the server (SIGTERM). */
+  close: () => Promise<void>;
+}
+
+/** Spawns `keywarden serve --db <db> <args>` and connects a client to it with `key` as the bearer. */
+export async function spawnServeInstance(db: string, key: string, args: string[] = [], env: Record<string, string> = {}): Promise<ServeInstance> {
+  const server = await spawnHttpServer(["--db", db, ...args], env);
+  try {
+    const { client, transport } = await connectHttp(server.url, key);
+    return {
+      server,
+      client,
+      stderr: server.stderr,
+      close: async () => {
+        await transport.terminateSession().catch(() => undefined);
+        await client.close().catch(() => undefined);
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop("SIGKILL");
+    throw error;
+  }
+}
+
+/** Lines of a keywarden log at level error (50) or fatal (60): faults no test expects. */
+export const faultLines = (log: string): string[] => log.split("\n").filter((line) => /"level":(50|60)/.test(line));
 
 export interface RawExchange {
   /** The status of the first response, or null when the server closed without one. */
