@@ -1,9 +1,8 @@
-import { createServer } from "node:net";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { secretOf } from "../helpers/harness.js";
 import { rawRequest, spawnHttpServer } from "../helpers/http.js";
-import { findPgBin, startPgCluster, type PgCluster } from "../helpers/pg-cluster.mjs";
+import { findPgBin, freePort, startPgCluster, type PgCluster } from "../helpers/pg-cluster.mjs";
 import { createTestDatabase, PG_URL } from "../helpers/pg.js";
 import { runCli, spawnStdioServer } from "../helpers/spawn.js";
 
@@ -37,17 +36,6 @@ async function tableNames(url: string): Promise<string[]> {
   }
 }
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 describe.skipIf(!PG_URL)("keywarden on PostgreSQL (spawned binary)", () => {
   it("admin create-key, list-keys, revoke-key, list-users and list-events work on a postgres:// URL", async () => {
@@ -139,7 +127,7 @@ describe.skipIf(!PG_URL)("keywarden on PostgreSQL (spawned binary)", () => {
   });
 
   it("an unreachable server: one line naming the database without its password, exit 2, no stack trace", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const url = `postgres://keywarden:unreachable-secret@127.0.0.1:${port}/keywarden`;
     for (const args of [["admin", "list-keys"], ["admin", "create-key", "--name", "x"], []]) {
       const result = runCli([...args, "--db", url]);

@@ -30,10 +30,11 @@ export function findPgBin() {
 }
 
 /**
- * A free loopback port (the kernel's choice, released at once).
+ * A free loopback port (the kernel's choice, released at once): for a server to start on, or as a
+ * port nothing listens on.
  * @returns {Promise<number>}
  */
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

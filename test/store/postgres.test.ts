@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { StoreOpenError } from "../../src/store/errors.js";
@@ -8,6 +7,7 @@ import { fromPgTimestamp, toPgTimestamp } from "../../src/store/postgres-types.j
 import { USER_LOCK_CLASS, userLockKey } from "../../src/store/postgres-write.js";
 import type { ApiKeyRow } from "../../src/store/types.js";
 import { createTestDatabase, PG_URL, type TestDatabase } from "../helpers/pg.js";
+import { freePort } from "../helpers/pg-cluster.mjs";
 
 // What the contract suite cannot see: the schema, the connection settings, migrations, instants
 // as timestamptz, and the per-user lock of write().
@@ -151,7 +151,7 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.open", () => {
   });
 
   it("refuses an unreachable server in one line that names the database without its password", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const url = `postgres://keywarden:s3cret-pass@127.0.0.1:${port}/kw`;
     const error = await PostgresKeyStore.open({ url }).then(
       () => null,
@@ -162,17 +162,6 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.open", () => {
   });
 });
 
-/** A loopback port nothing listens on (the kernel's choice, released at once). */
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 describe.skipIf(!PG_URL)("PostgreSQL rows", () => {
   it("stores instants as timestamptz and reads them back canonical, from year 0000 to 9999-12-31T23:59:59Z", async () => {
