@@ -26,6 +26,8 @@ export interface PostgresStoreOptions {
    * only read or change what is there, so that a mistyped URL is not answered from an empty schema).
    */
   createSchema?: boolean;
+  /** How long opening waits for the server's first answer (default FIRST_CONTACT_DEADLINE_MS). */
+  firstContactDeadlineMs?: number;
 }
 
 /** The table that records the migrations applied, one row per version. */
@@ -98,13 +100,36 @@ export async function openPostgres(options: PostgresStoreOptions): Promise<PgSql
     throw new StoreOpenError(`cannot open PostgreSQL database ${label}: ${describePgError(error, options.url)}`);
   }
   try {
-    await checkSessionSettings(sql, label);
+    await withinFirstContactDeadline(checkSessionSettings(sql, label), label, options.firstContactDeadlineMs ?? FIRST_CONTACT_DEADLINE_MS);
     await migrate(sql, options.migrations ?? loadPostgresMigrations(), label, options.createSchema ?? true);
     return sql;
   } catch (error) {
     await sql.end({ timeout: 0 }).catch(() => undefined);
     if (error instanceof StoreOpenError) throw error;
     throw new StoreOpenError(`cannot open PostgreSQL database ${label}: ${describePgError(error, options.url)}`);
+  }
+}
+
+/**
+ * How long opening waits for the server's first answer. postgres.js bounds each connection attempt
+ * (connect_timeout, 30 s by default) but not their number: a port that accepts and closes at once
+ * (a balancer or port-forward with no backend), or answers in another protocol, is retried every
+ * few milliseconds for ever. Past this, opening fails in one line, as an unreachable server does.
+ */
+export const FIRST_CONTACT_DEADLINE_MS = 30_000;
+
+async function withinFirstContactDeadline<T>(first: Promise<T>, label: string, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StoreOpenError(`cannot open PostgreSQL database ${label}: no PostgreSQL answer within ${deadlineMs / 1000} s (is it a PostgreSQL server on that host and port?)`)),
+      deadlineMs,
+    );
+  });
+  try {
+    return await Promise.race([first, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

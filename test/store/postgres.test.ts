@@ -8,6 +8,7 @@ import { USER_LOCK_CLASS, userLockKey } from "../../src/store/postgres-write.js"
 import type { ApiKeyRow } from "../../src/store/types.js";
 import { createTestDatabase, PG_URL, type TestDatabase } from "../helpers/pg.js";
 import { freePort } from "../helpers/pg-cluster.mjs";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 
 // What the contract suite cannot see: the schema, the connection settings, migrations, instants
 // as timestamptz, and the per-user lock of write().
@@ -160,6 +161,32 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.open", () => {
     expect(error).toBeInstanceOf(StoreOpenError);
     expect(error!.message).toBe(`cannot open PostgreSQL database postgres://keywarden:***@127.0.0.1:${port}/kw: connect ECONNREFUSED 127.0.0.1:${port}`);
   });
+
+  // postgres.js retries such a port every few milliseconds without end (found by an outside tester:
+  // `admin list-keys` ran for 10 minutes); opening gives up at its first-contact deadline instead.
+  for (const [what, answer] of [
+    ["accepts and closes at once", (socket: Socket) => socket.end()],
+    ["answers in another protocol", (socket: Socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n")],
+  ] as const) {
+    it(`gives up, in one line, on a port that ${what}`, async () => {
+      const impostor = createServer((socket) => socket.once("data", () => answer(socket)));
+      await new Promise<void>((resolve) => impostor.listen(0, "127.0.0.1", resolve));
+      const port = (impostor.address() as AddressInfo).port;
+      try {
+        const url = `postgres://keywarden:s3cret-pass@127.0.0.1:${port}/kw`;
+        const error = await PostgresKeyStore.open({ url, firstContactDeadlineMs: 1500 }).then(
+          () => null,
+          (e: unknown) => e as Error,
+        );
+        expect(error).toBeInstanceOf(StoreOpenError);
+        expect(error!.message).toBe(
+          `cannot open PostgreSQL database postgres://keywarden:***@127.0.0.1:${port}/kw: no PostgreSQL answer within 1.5 s (is it a PostgreSQL server on that host and port?)`,
+        );
+      } finally {
+        impostor.close();
+      }
+    });
+  }
 });
 
 
