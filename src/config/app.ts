@@ -39,6 +39,9 @@ export interface AppConfig {
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+/** The largest --pg-pool-size: more connections than any PostgreSQL serves (max_connections is 100 by default). */
+export const MAX_PG_POOL_SIZE = 1000;
+
 export function defaultDatabasePath(): string {
   return join(envPaths("keywarden", { suffix: "" }).data, "keywarden.db");
 }
@@ -99,8 +102,16 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
 
   const db = options.db ?? defaultDatabasePath();
   if (db.trim().length === 0) throw new ConfigError("--db / KEYWARDEN_DB must not be empty");
-  const poolSize = positiveInteger("--pg-pool-size / KEYWARDEN_PG_POOL_SIZE", options.pgPoolSize, DEFAULT_PG_POOL_SIZE);
-  const statementTimeoutMs = positiveInteger("--pg-statement-timeout / KEYWARDEN_PG_STATEMENT_TIMEOUT", options.pgStatementTimeout, DEFAULT_PG_STATEMENT_TIMEOUT_MS);
+  // postgres.js builds every slot of its pool up front: a million is gigabytes before any
+  // connection; no PostgreSQL serves more than a few thousand connections anyway.
+  const poolSize = positiveInteger("--pg-pool-size / KEYWARDEN_PG_POOL_SIZE", options.pgPoolSize, DEFAULT_PG_POOL_SIZE, MAX_PG_POOL_SIZE);
+  // PostgreSQL's statement_timeout is a 32-bit count of milliseconds.
+  const statementTimeoutMs = positiveInteger(
+    "--pg-statement-timeout / KEYWARDEN_PG_STATEMENT_TIMEOUT",
+    options.pgStatementTimeout,
+    DEFAULT_PG_STATEMENT_TIMEOUT_MS,
+    2_147_483_647,
+  );
   // postgres:// and postgresql:// name PostgreSQL; anything else is a SQLite path, as before.
   const database: DatabaseConfig = isPostgresUrl(db) ? { engine: "postgres", url: db, poolSize, statementTimeoutMs } : { engine: "sqlite", path: db };
 

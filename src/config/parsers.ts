@@ -10,11 +10,12 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export function positiveInteger(label: string, raw: string | undefined, fallback: number): number {
+export function positiveInteger(label: string, raw: string | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
     throw new ConfigError(`${label} must be a positive integer, got ${JSON.stringify(raw)}`);
   }
+  if (Number(raw) > max) throw new ConfigError(`${label} must be at most ${max}, got ${JSON.stringify(raw)}`);
   return Number(raw);
 }
 

@@ -28,6 +28,14 @@ describe("--db", () => {
     expect(() => resolveConfig({ db: ":memory:", user: "a", pgStatementTimeout: "0" }, env)).toThrow(
       '--pg-statement-timeout / KEYWARDEN_PG_STATEMENT_TIMEOUT must be a positive integer, got "0"',
     );
+    // A million-slot pool was gigabytes and a V8 out-of-memory crash before (an outside tester's finding).
+    expect(() => resolveConfig({ db: ":memory:", user: "a", pgPoolSize: "1000000" }, env)).toThrow(
+      '--pg-pool-size / KEYWARDEN_PG_POOL_SIZE must be at most 1000, got "1000000"',
+    );
+    expect(resolveConfig({ db: "postgres://db/k", user: "a", pgPoolSize: "1000" }, env).database).toMatchObject({ poolSize: 1000 });
+    expect(() => resolveConfig({ db: ":memory:", user: "a", pgStatementTimeout: "2147483648" }, env)).toThrow(
+      '--pg-statement-timeout / KEYWARDEN_PG_STATEMENT_TIMEOUT must be at most 2147483647, got "2147483648"',
+    );
   });
 });
 
