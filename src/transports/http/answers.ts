@@ -97,13 +97,18 @@ export function unauthorizedRefusal(presented: boolean): Refusal {
   return presented ? INVALID_TOKEN : MISSING_TOKEN;
 }
 
-/** The store could not be asked: nothing is known about the key. */
+/**
+ * The store could not be asked: nothing is known about the key. 503, as /healthz answers then, so
+ * that a gateway tells "keywarden cannot judge now, retry" from a refusal or a bug; the error
+ * code is RFC 6749's (section 4.1.2.1) for a server that cannot handle the request for now.
+ */
+const UNAVAILABLE_DESCRIPTION = "The key store did not answer; retry later";
 export const AUTHENTICATION_UNAVAILABLE: Refusal = {
-  status: 500,
-  code: "server_error",
-  message: "Internal Server Error",
-  headers: {},
-  body: oauthError("server_error", "Internal Server Error"),
+  status: 503,
+  code: "temporarily_unavailable",
+  message: UNAVAILABLE_DESCRIPTION,
+  headers: { "Retry-After": "1" },
+  body: oauthError("temporarily_unavailable", UNAVAILABLE_DESCRIPTION),
 };
 
 /** The answer to a failed credential from an address over its limit (rate-limit.ts). */

@@ -305,13 +305,17 @@ describe("per status, on a server set up for it", () => {
     }
   });
 
-  it("/mcp 500 when the store cannot judge the key; /healthz 503 when the database does not answer", async () => {
+  it("/mcp 503 when the store cannot judge the key; /healthz 503 when the database does not answer", async () => {
     const failing = await startInProcess();
     try {
       const key = await failing.mint("k", ["tools:read"]);
       vi.spyOn(failing.service, "authenticateKey").mockRejectedValue(new Error("database is locked"));
       const refused = await rawRequest(failing.url, { method: "POST", headers: { ...MCP_HEADERS, ...bearer(key.key) }, body: initializeBody() });
-      expect([refused.status, refused.json()]).toStrictEqual([500, { error: "server_error", error_description: "Internal Server Error" }]);
+      expect([refused.status, refused.headers["retry-after"], refused.json()]).toStrictEqual([
+        503,
+        "1",
+        { error: "temporarily_unavailable", error_description: "The key store did not answer; retry later" },
+      ]);
       vi.spyOn(failing.service, "checkHealth").mockRejectedValue(new Error("database is locked"));
       const health = await rawRequest(`http://127.0.0.1:${failing.server.port}/healthz`);
       expect([health.status, health.json()]).toStrictEqual([503, { status: "error", database: "unreachable" }]);

@@ -256,7 +256,7 @@ describe("POST /v1/keys/verify, the statuses of a failing server or address, on 
     }
   });
 
-  it("500 server_error when the store cannot judge the caller's key, 500 internal_error when verification fails; the log has the detail", async () => {
+  it("503 temporarily_unavailable when the store cannot judge the caller's key, 500 internal_error when verification fails; the log has the detail", async () => {
     const server = await startInProcess();
     try {
       const gateway = await server.mint("gateway", ["keys:verify"], "ops");
@@ -279,9 +279,10 @@ describe("POST /v1/keys/verify, the statuses of a failing server or address, on 
       vi.spyOn(server.service, "authenticateKey").mockRejectedValue(new Error("database is locked"));
       const unavailable = await both(server, request);
       for (const [via, answer] of Object.entries(unavailable)) {
-        expect(answer.status, via).toBe(500);
+        expect(answer.status, via).toBe(503);
         expect(answer.headers["www-authenticate"], via).toBeUndefined();
-        expect(answer.json(), via).toStrictEqual({ error: "server_error", error_description: "Internal Server Error" });
+        expect(answer.headers["retry-after"], via).toBe("1");
+        expect(answer.json(), via).toStrictEqual({ error: "temporarily_unavailable", error_description: "The key store did not answer; retry later" });
       }
       expect(server.log.filter((line) => line.message === "authentication could not be completed")).toHaveLength(2);
     } finally {
