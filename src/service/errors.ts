@@ -1,4 +1,5 @@
 import { redactTokenSecrets } from "../keys/token.js";
+import { CommitOutcomeUnknownError, ConnectionLostError } from "../store/errors.js";
 
 export type ErrorCode =
   | "validation_error"
@@ -81,7 +82,20 @@ export const validationError = (errors: FieldError[]): ServiceError =>
     errors,
   );
 
-/** Any other failure becomes this: no stack, no SQL, no secret reaches the caller. */
-export const internalErrorBody = (): ErrorBody => ({
-  error: { code: "internal_error", message: "internal error; the operation was not completed", errors: [] },
+/**
+ * Any other failure becomes this: no stack, no SQL, no secret reaches the caller. A write whose
+ * connection was lost at COMMIT may have been made (src/store/errors.ts): the caller is told to
+ * read before it tries again, not that nothing happened.
+ */
+export const internalErrorBody = (fault?: unknown): ErrorBody => ({
+  error: {
+    code: "internal_error",
+    message:
+      fault instanceof CommitOutcomeUnknownError
+        ? "internal error; the connection to the database was lost at commit, so the operation may or may not have been completed: read the key before trying again"
+        : fault instanceof ConnectionLostError
+          ? "internal error; the connection to the database was lost, so the operation was not completed"
+          : "internal error; the operation was not completed",
+    errors: [],
+  },
 });

@@ -4,12 +4,12 @@
 // keywarden data, inserts every table in batches (src/store/copy-tables.ts) and compares the
 // counts before it commits. Ids, hashes and their algorithms, instants, the audit log's order, last
 // use and the pepper fingerprint arrive as they were: every token verifies as it did.
-import type postgres from "postgres";
 import { openSqliteSource, type SqliteSnapshot } from "./copy-source.js";
 import { batchParameters, COPIED_TABLES, insertStatement, UncopyableValueError, type CopiedTableName } from "./copy-tables.js";
 import { redactDatabaseUrl } from "./database.js";
 import { StoreOpenError } from "./errors.js";
 import { describePgError, openPostgres, type PgSql } from "./postgres-open.js";
+import { CommitOutcomeUnknownError, ConnectionLostError, inTransaction, type PgTx } from "./postgres-transaction.js";
 
 export { COPIED_TABLES, type CopiedTableName } from "./copy-tables.js";
 
@@ -81,52 +81,47 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyRe
     source.close();
     throw error;
   }
-  let committing = false;
   try {
-    // BEGIN and COMMIT by hand on one reserved connection, and no ROLLBACK: a failure ends the
-    // session instead (below), which PostgreSQL rolls back. postgres.js's begin() sends ROLLBACK
-    // even on a connection that is gone, and postgres 3.4.9 then throws an uncatchable TypeError
-    // from a deferred write (porsager/postgres#1208): a stack trace instead of one line.
-    const tx = await sql.reserve();
-    await tx.unsafe("BEGIN");
-    await tx.unsafe(`SET LOCAL statement_timeout = ${COPY_STATEMENT_TIMEOUT_MS}`);
-    await lockEmptyTarget(tx, label, options.to);
-    const snapshot = source.snapshot();
-    const counts = await copyTables(tx, snapshot, options.batchSize ?? DEFAULT_BATCH_SIZE);
-    if (snapshot.end()) {
-      throw new CopyFailedError(`${options.from} was written to during the copy: nothing was copied; stop every keywarden that uses it and run the copy again`);
-    }
-    if (counts.some((count) => count.source !== count.target)) {
-      throw new CopyFailedError(`the counts differ (${differences(counts)}): nothing was copied`, counts);
-    }
-    committing = true;
-    await tx.unsafe("COMMIT");
+    // One transaction (src/store/postgres-transaction.ts): on a connection that is gone nothing
+    // more is sent, and PostgreSQL rolls back what the lost session had not committed.
+    const counts = await inTransaction(sql, async (tx) => {
+      await tx.unsafe(`SET LOCAL statement_timeout = ${COPY_STATEMENT_TIMEOUT_MS}`);
+      await lockEmptyTarget(tx, label, options.to);
+      const snapshot = source.snapshot();
+      const counts = await copyTables(tx, snapshot, options.batchSize ?? DEFAULT_BATCH_SIZE);
+      if (snapshot.end()) {
+        throw new CopyFailedError(`${options.from} was written to during the copy: nothing was copied; stop every keywarden that uses it and run the copy again`);
+      }
+      if (counts.some((count) => count.source !== count.target)) {
+        throw new CopyFailedError(`the counts differ (${differences(counts)}): nothing was copied`, counts);
+      }
+      return counts;
+    });
     return { from: options.from, to: label, sourceSchemaVersion: source.fileVersion, counts, milliseconds: Math.round(performance.now() - started) };
   } catch (error) {
     if (error instanceof StoreOpenError || error instanceof CopyFailedError) throw error;
-    const why = error instanceof UncopyableValueError ? error.message : describePgError(error, options.to);
-    if (committing) {
+    if (error instanceof CommitOutcomeUnknownError) {
       // The COMMIT may have reached the server before the connection failed: say so, not "nothing".
       throw new CopyFailedError(
-        `copy into ${label} failed at commit, so it may hold the whole copy or nothing: run the copy again (it refuses a database that holds the copy): ${why}`,
+        `copy into ${label} failed at commit, so it may hold the whole copy or nothing: run the copy again (it refuses a database that holds the copy): ${describePgError(error.cause, options.to)}`,
       );
     }
+    const cause = error instanceof ConnectionLostError ? error.cause : error;
+    const why = cause instanceof UncopyableValueError ? cause.message : describePgError(cause, options.to);
     throw new CopyFailedError(`copy into ${label} failed, nothing was copied: ${why}`);
   } finally {
     source.close();
-    // Ends the session: what was not committed is rolled back by the server.
+    // The copy's session ends with it.
     await sql.end({ timeout: 0 }).catch(() => undefined);
   }
 }
-
-type Tx = postgres.ReservedSql;
 
 /**
  * Locks every table against writers (readers go on), without waiting: a lock held elsewhere means
  * another keywarden or another copy is writing there. Then any row at all is a refusal: the copy
  * never merges into or overwrites a keywarden database.
  */
-async function lockEmptyTarget(tx: Tx, label: string, url: string): Promise<void> {
+async function lockEmptyTarget(tx: PgTx, label: string, url: string): Promise<void> {
   try {
     await tx.unsafe(`LOCK TABLE ${COPIED_TABLES.map((table) => table.name).join(", ")} IN EXCLUSIVE MODE NOWAIT`);
   } catch (error) {
@@ -146,7 +141,7 @@ async function lockEmptyTarget(tx: Tx, label: string, url: string): Promise<void
 }
 
 /** Rows of every table of the target, in one statement. */
-async function targetCounts(tx: Tx): Promise<Record<CopiedTableName, number>> {
+async function targetCounts(tx: PgTx): Promise<Record<CopiedTableName, number>> {
   const [row] = await tx.unsafe<Record<CopiedTableName, string>[]>(
     `SELECT ${COPIED_TABLES.map((table) => `(SELECT count(*) FROM ${table.name}) AS ${table.name}`).join(", ")}`,
   );
@@ -159,7 +154,7 @@ async function targetCounts(tx: Tx): Promise<Record<CopiedTableName, number>> {
  * SQLite overlaps PostgreSQL's work on the last one. Then every table is counted on both sides,
  * once all are written (a trigger on api_keys writes key_hash_algorithms).
  */
-async function copyTables(tx: Tx, snapshot: SqliteSnapshot, batchSize: number): Promise<TableCount[]> {
+async function copyTables(tx: PgTx, snapshot: SqliteSnapshot, batchSize: number): Promise<TableCount[]> {
   for (const table of COPIED_TABLES) {
     const statement = insertStatement(table);
     const inFlight: Promise<unknown>[] = [];

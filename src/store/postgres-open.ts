@@ -102,6 +102,13 @@ export async function openPostgres(options: PostgresStoreOptions): Promise<PgSql
   try {
     await withinFirstContactDeadline(checkSessionSettings(sql, label), label, options.firstContactDeadlineMs ?? FIRST_CONTACT_DEADLINE_MS);
     await migrate(sql, options.migrations ?? loadPostgresMigrations(), label, options.createSchema ?? true);
+    // The pool's first connection fetched the server's array types (postgres.js's fetch_types)
+    // for every connection of the pool; those that replace lost ones skip the query. postgres.js
+    // 3.4.9 runs it on each new connection, and one lost during it rejects a promise nobody holds
+    // (connection.js fetchArrayTypes): an unhandled rejection, which ends the process
+    // (test/store/postgres-connection-loss.test.ts). Without it, a sql.reserve() that has to open
+    // a connection is never answered: no reserve() after this (src/store/postgres-transaction.ts).
+    sql.options.fetch_types = false;
     return sql;
   } catch (error) {
     await sql.end({ timeout: 0 }).catch(() => undefined);

@@ -6,10 +6,10 @@ import type postgres from "postgres";
 import { newKeyEventId } from "../keys/ids.js";
 import { countActiveKeysSql, KEY_ROW_SELECT } from "./key-sql.js";
 import type { PgSql } from "./postgres-open.js";
+import { runTransaction, type PgTx } from "./postgres-transaction.js";
 import { KEY_EVENT_INSERT, keyEventParams, toApiKeyRow, type ApiKeyPgRow } from "./postgres-types.js";
 import type { ApiKeyRow, CurrentRows, Decider, KeyUpdate, MutableKeyField, WriteOutcome, WritePlan, WriteReads } from "./types.js";
 
-type Tx = postgres.TransactionSql;
 type Params = postgres.ParameterOrJSON<never>[];
 
 /** The class of keywarden's per-user advisory locks: the two-key space, apart from the migrations' one-key lock. */
@@ -50,24 +50,9 @@ const KEY_INSERT_COLUMNS = [
 
 const KEY_INSERT = `INSERT INTO api_keys (${KEY_INSERT_COLUMNS.join(", ")}) VALUES (${KEY_INSERT_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")})`;
 
-/** Deadlocks (two plans reaching for each other's users) and serialisation failures: the whole write runs again. */
-const RETRIED_CODES = new Set(["40P01", "40001"]);
-const WRITE_ATTEMPTS = 5;
-
-/** Runs `transaction` again, from the start, when PostgreSQL aborted it for a deadlock or a serialisation failure. */
-export async function retryingConflicts<T>(transaction: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await transaction();
-    } catch (error) {
-      const code = (error as { code?: unknown } | null)?.code;
-      if (attempt >= WRITE_ATTEMPTS || typeof code !== "string" || !RETRIED_CODES.has(code)) throw error;
-    }
-  }
-}
-
+/** One transaction (src/store/postgres-transaction.ts: run again after a deadlock, and once after a connection lost before commit). */
 export function runWrite<T, R>(sql: PgSql, reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
-  return retryingConflicts(() => sql.begin((tx) => writeIn(tx, reads, decide)) as Promise<WriteOutcome<T, R>>);
+  return runTransaction(sql, (tx) => writeIn(tx, reads, decide));
 }
 
 /**
@@ -78,7 +63,7 @@ export function runWrite<T, R>(sql: PgSql, reads: WriteReads, decide: Decider<T,
  * of a user's keys holds that user's lock until it commits, so no other write lands between what
  * the decider saw and its plan.
  */
-async function writeIn<T, R>(tx: Tx, reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
+async function writeIn<T, R>(tx: PgTx, reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
   const locked = new Set<number>();
   const users = reads.keyIds.length > 0 ? await ownersOf(tx, reads.keyIds) : [];
   if (reads.activeKeysOf) users.push(reads.activeKeysOf.userId);
@@ -109,12 +94,12 @@ async function writeIn<T, R>(tx: Tx, reads: WriteReads, decide: Decider<T, R>): 
   return { ok: true, result: decision.result };
 }
 
-async function ownersOf(tx: Tx, keyIds: readonly string[]): Promise<string[]> {
+async function ownersOf(tx: PgTx, keyIds: readonly string[]): Promise<string[]> {
   const rows = await tx.unsafe<{ user_id: string }[]>("SELECT DISTINCT user_id FROM api_keys WHERE id = ANY($1)", [keyIds as string[]], { prepare: true });
   return rows.map((row) => row.user_id);
 }
 
-async function ownersOfPlan(tx: Tx, plan: WritePlan, known: ReadonlyMap<string, ApiKeyRow>): Promise<string[]> {
+async function ownersOfPlan(tx: PgTx, plan: WritePlan, known: ReadonlyMap<string, ApiKeyRow>): Promise<string[]> {
   const owners = plan.insertKeys.map((key) => key.user_id);
   const inserted = new Set(plan.insertKeys.map((key) => key.id));
   const unknown: string[] = [];
@@ -127,7 +112,7 @@ async function ownersOfPlan(tx: Tx, plan: WritePlan, known: ReadonlyMap<string, 
   return owners;
 }
 
-async function lockUsers(tx: Tx, userIds: readonly string[], locked: Set<number>): Promise<void> {
+async function lockUsers(tx: PgTx, userIds: readonly string[], locked: Set<number>): Promise<void> {
   const keys = [...new Set(userIds.map(userLockKey))].filter((key) => !locked.has(key)).sort((a, b) => a - b);
   for (const key of keys) {
     await tx`SELECT pg_advisory_xact_lock(${USER_LOCK_CLASS}::int4, ${key}::int4)`;
@@ -140,7 +125,7 @@ async function lockUsers(tx: Tx, userIds: readonly string[], locked: Set<number>
  * events. The statements are sent together (postgres.js pipelines them on the transaction's
  * connection) and run in that order; the first failure rolls the whole transaction back.
  */
-async function applyPlan(tx: Tx, plan: WritePlan): Promise<void> {
+async function applyPlan(tx: PgTx, plan: WritePlan): Promise<void> {
   const updates = plan.updateKeys.map(updateStatement);
   const statements: Promise<unknown>[] = [];
   for (const key of plan.insertKeys) {

@@ -14,7 +14,8 @@ import {
   type VerifiableKeyPgRow,
 } from "./postgres-types.js";
 import { listenForKeyChanges } from "./postgres-watch.js";
-import { retryingConflicts, runWrite } from "./postgres-write.js";
+import { retryingConflicts, runTransaction } from "./postgres-transaction.js";
+import { runWrite } from "./postgres-write.js";
 import { DEFAULT_ORGANIZATION_NAME } from "./types.js";
 import type {
   ApiKeyRow,
@@ -62,7 +63,8 @@ const RECORD_KEY_USES = `INSERT INTO key_usage (key_id, last_used_at, last_used_
 /**
  * The KeyStore on PostgreSQL, for several keywarden instances on one database (README,
  * Configuration). Rows in and out as SqliteKeyStore gives them; every method is one statement or
- * one transaction on a pooled connection.
+ * one transaction on a pooled connection (src/store/postgres-transaction.ts, which survives a
+ * connection lost in the middle).
  */
 export class PostgresKeyStore implements KeyStore {
   private readonly watchers = new Set<() => Promise<void>>();
@@ -127,7 +129,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async insertProject(project: ProjectRow, event: KeyEventRow): Promise<{ ok: true } | { ok: false; reason: "conflict" }> {
-    return this.sql.begin(async (tx) => {
+    return runTransaction(this.sql, async (tx) => {
       // Either unique key (the id, or the slug in the organization) taken: nothing is written.
       const inserted = await tx.unsafe(
         `INSERT INTO projects (id, organization_id, slug, name, default_scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -138,7 +140,7 @@ export class PostgresKeyStore implements KeyStore {
       if (inserted.length === 0) return { ok: false, reason: "conflict" } as const;
       await tx.unsafe(KEY_EVENT_INSERT, keyEventParams([event]) as Params, { prepare: true });
       return { ok: true } as const;
-    }) as Promise<{ ok: true } | { ok: false; reason: "conflict" }>;
+    });
   }
 
   async findProject(organizationId: string, reference: string): Promise<ProjectRow | null> {

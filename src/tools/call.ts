@@ -114,6 +114,6 @@ export async function callTool(tool: ToolDefinition, rawArgs: unknown, request: 
       return { result: errorResult(all.toBody()), errorCode: all.code };
     }
     if (error instanceof ServiceError) return { result: errorResult(error.toBody()), errorCode: error.code };
-    return { result: errorResult(internalErrorBody()), errorCode: "internal_error", fault: error };
+    return { result: errorResult(internalErrorBody(error)), errorCode: "internal_error", fault: error };
   }
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectClient, openHarness, secretOf, type Harness } from "../helpers/harness.js";
+import { connectClient, openHarness, secretOf, TEST_STORE, type Harness } from "../helpers/harness.js";
+import { CommitOutcomeUnknownError, ConnectionLostError } from "../../src/store/errors.js";
 
 const spec = (file: string) => JSON.parse(readFileSync(new URL(`../fixtures/spec/${file}`, import.meta.url), "utf8"));
 
@@ -122,7 +123,26 @@ describe("create_api_key over MCP", () => {
     await setup();
     await harness.store.close(); // every database call now throws
     const body = await callError({ name: "after close" });
-    expect(body).toEqual({ error: { code: "internal_error", message: "internal error; the operation was not completed", errors: [] } });
+    // On PostgreSQL the closed pool's connections count as lost (src/store/postgres-transaction.ts).
+    const message = TEST_STORE === "postgres" ? "internal error; the connection to the database was lost, so the operation was not completed" : "internal error; the operation was not completed";
+    expect(body).toEqual({ error: { code: "internal_error", message, errors: [] } });
+  });
+
+  it("says a write cut off at commit may have been made, and one cut off before it was not", async () => {
+    await setup();
+    // What src/store/postgres-transaction.ts throws when PostgreSQL's connection dies at COMMIT or
+    // before it; no engine can be made to lose it on cue, so the store's write throws it here.
+    const write = harness.store.write.bind(harness.store);
+    harness.store.write = () => Promise.reject(new CommitOutcomeUnknownError(new Error("write CONNECTION_CLOSED")));
+    const unknown = await callError({ name: "cut at commit" });
+    harness.store.write = () => Promise.reject(new ConnectionLostError(new Error("write CONNECTION_CLOSED")));
+    const lost = await callError({ name: "cut before commit" });
+    harness.store.write = write;
+    expect([unknown.error.message, lost.error.message]).toEqual([
+      "internal error; the connection to the database was lost at commit, so the operation may or may not have been completed: read the key before trying again",
+      "internal error; the connection to the database was lost, so the operation was not completed",
+    ]);
+    expect([unknown.error.code, lost.error.code]).toEqual(["internal_error", "internal_error"]);
   });
 
   it("never puts the secret in any later tool answer", async () => {
