@@ -108,6 +108,8 @@ export class SqliteKeyStore implements KeyStore {
       ),
       eventsOfKey: db.prepare<[string], KeyEventDbRow>("SELECT * FROM key_events WHERE key_id = ? ORDER BY occurred_at, rowid"),
       ping: db.prepare("SELECT count(*) AS n FROM organizations"),
+      // Moves when another connection (of this process or another) commits; not for our own commits.
+      dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
       hashAlgorithms: db.prepare<[], string>("SELECT hash_algorithm FROM key_hash_algorithms").pluck(),
       insertPepperFingerprint: db.prepare("INSERT OR IGNORE INTO pepper_fingerprint (id, fingerprint, recorded_at) VALUES (1, ?, ?)"),
       pepperFingerprint: db.prepare<[], string>("SELECT fingerprint FROM pepper_fingerprint WHERE id = 1").pluck(),
@@ -276,7 +278,36 @@ export class SqliteKeyStore implements KeyStore {
     return (statement.all(params) as ApiKeyDbRow[]).map(toApiKeyRow);
   }
 
+  /** keyChangeVersion's answer; moves with data_version and with this connection's own key writes. */
+  private keyVersion = 0;
+  private seenDataVersion = -1;
+
+  /**
+   * KeyStore.keyChangeVersion, exact: PRAGMA data_version (about a microsecond, measured in the
+   * README's "Verification cache") tells that another connection or process committed, and
+   * write() counts this connection's own commits, which data_version does not show. Any commit of
+   * another process moves it, its last-use writes too: a cache is then emptied more often than
+   * needed, never less. Writes through `db` directly, outside these methods, are not seen.
+   */
+  keyChangeVersion(): number {
+    const dataVersion = this.statements.dataVersion.get()!;
+    if (dataVersion !== this.seenDataVersion) {
+      this.seenDataVersion = dataVersion;
+      this.keyVersion++;
+    }
+    return this.keyVersion;
+  }
+
   async write<T, R>(reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
+    try {
+      return this.writeNow(reads, decide);
+    } finally {
+      // Before the writer hears back: a verification after it cannot be answered from before it.
+      this.keyVersion++;
+    }
+  }
+
+  private writeNow<T, R>(reads: WriteReads, decide: Decider<T, R>): WriteOutcome<T, R> {
     // IMMEDIATE takes the write lock before the reads, so no other connection or process writes
     // between what the decider saw and what its plan writes: the cap's count and "not rotated
     // yet" still hold at commit, under any concurrency. A refusal or a throw writes nothing.
