@@ -283,7 +283,7 @@ export class SqliteKeyStore implements KeyStore {
   private seenDataVersion = -1;
 
   /**
-   * KeyStore.keyChangeVersion, exact: PRAGMA data_version (about a microsecond, measured in the
+   * KeyStore.keyChangeVersion, exact: PRAGMA data_version (about 1.4 µs, measured in the
    * README's "Verification cache") tells that another connection or process committed, and
    * write() counts this connection's own commits, which data_version does not show. Any commit of
    * another process moves it, its last-use writes too: a cache is then emptied more often than
