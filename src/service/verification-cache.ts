@@ -209,10 +209,12 @@ export class VerificationCache {
 
   /**
    * Keeps what the store answered under `version` (open()'s), or that it has no such key (null),
-   * unless the version moved while it was read: then the answer may predate a change, and is not kept.
+   * unless another verification's open() saw the version move meanwhile. A change the store
+   * reports only after this read (a notification on its way) needs no second look here: it moves
+   * the version, so the next open() drops this entry with the rest before anything is answered.
    */
   fill(version: number, cacheKey: string, key: VerifiableKey | null, at: number): void {
-    if (this.store.keyChangeVersion() !== version || this.version !== version) return;
+    if (this.version !== version) return;
     if (key === null) {
       this.negative.set(cacheKey, true, NEGATIVE_OVERHEAD + stringBytes(cacheKey), at);
       return;

@@ -278,11 +278,14 @@ describe("VerificationCache", () => {
     state.version = 1;
     expect(cache.open()).toBe(1);
     expect(cache.get(hashKey(1))).toBeUndefined();
-    // Read under version 1, but the version moved before the row came back: not kept.
+    // Read under version 1, but the version moved before the row came back: dropped at the next open().
     version = cache.open()!;
     state.version = 2;
     cache.fill(version, hashKey(1), keyRow(1), 0);
     expect(cache.open()).toBe(2);
+    expect(cache.get(hashKey(1))).toBeUndefined();
+    // And not kept at all once another verification has opened under the new version.
+    cache.fill(version, hashKey(1), keyRow(1), 0);
     expect(cache.get(hashKey(1))).toBeUndefined();
     state.version = null;
     expect(cache.open()).toBeNull();
