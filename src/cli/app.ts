@@ -30,11 +30,20 @@ export function createLogger(level: string): Logger {
  * that only read or change what is there: a mistyped --db must not leave a new, empty database (or
  * schema) behind and answer as if it were the real one.
  */
-export async function openKeyStore(database: DatabaseConfig, { mayCreate }: { mayCreate: boolean }): Promise<KeyStore> {
+export async function openKeyStore(
+  database: DatabaseConfig,
+  { mayCreate, keyChangeNotifications = true }: { mayCreate: boolean; keyChangeNotifications?: boolean },
+): Promise<KeyStore> {
   if (database.engine === "postgres") {
     // Loaded here: a SQLite start does not load the PostgreSQL driver.
     const { PostgresKeyStore } = await import("../store/postgres.js");
-    return PostgresKeyStore.open({ url: database.url, poolSize: database.poolSize, statementTimeoutMs: database.statementTimeoutMs, createSchema: mayCreate });
+    return PostgresKeyStore.open({
+      url: database.url,
+      poolSize: database.poolSize,
+      statementTimeoutMs: database.statementTimeoutMs,
+      createSchema: mayCreate,
+      keyChangeNotifications,
+    });
   }
   if (!mayCreate && database.path !== ":memory:" && !existsSync(database.path)) {
     throw new ConfigError(`no database at ${database.path} (--db / KEYWARDEN_DB): this command creates none; check the path`);
@@ -42,15 +51,29 @@ export async function openKeyStore(database: DatabaseConfig, { mayCreate }: { ma
   return SqliteKeyStore.open({ path: database.path });
 }
 
-export async function openApp(options: RawOptions, { mayCreate = true }: { mayCreate?: boolean } = {}): Promise<App> {
+/**
+ * `keyChangeNotifications: false` (`serve --no-key-notifications`): the PostgreSQL store never
+ * LISTENs, and the verification cache is bypassed there (KeyStore.keyChangeVersion answers null).
+ */
+export async function openApp(
+  options: RawOptions,
+  { mayCreate = true, keyChangeNotifications = true }: { mayCreate?: boolean; keyChangeNotifications?: boolean } = {},
+): Promise<App> {
   const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
-  const store = await openKeyStore(config.database, { mayCreate });
+  const store = await openKeyStore(config.database, { mayCreate, keyChangeNotifications });
   // Last use is written in batches, at most a second late, not with a synchronous write per verify.
   const recorder = new CoalescingUseRecorder(store, { onError: (error) => logger.error({ err: error }, "could not record key use") });
   // Failed authentications likewise: one bounded batch a second, so failures cannot become disk load.
   const failures = new BufferedFailureRecorder(store, { onError: (error) => logger.error({ err: error }, "could not write auth.failed to the audit log") });
-  const service = new KeyService({ store, config: config.service, pepper: config.pepper, useRecorder: recorder, failureRecorder: failures });
+  const service = new KeyService({
+    store,
+    config: config.service,
+    pepper: config.pepper,
+    useRecorder: recorder,
+    failureRecorder: failures,
+    verificationCache: config.verificationCache,
+  });
   const close = async () => {
     await recorder.close().catch((error: unknown) => logger.error({ err: error }, "could not record key use"));
     await failures.close().catch((error: unknown) => logger.error({ err: error }, "could not write auth.failed to the audit log"));

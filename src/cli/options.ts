@@ -20,7 +20,13 @@ export function addCommonOptions(command: Command): Command {
     .addOption(new Option("--default-expiry-days <n|none>", "expiry of a key created without expires_at (default: 90)").env("KEYWARDEN_DEFAULT_EXPIRY_DAYS"))
     .addOption(new Option("--max-expiry-days <n|none>", "latest allowed expires_at, in days (default: 365)").env("KEYWARDEN_MAX_EXPIRY_DAYS"))
     .addOption(new Option("--default-scopes <a,b>", "scopes of user-level keys (default: tools:read,tools:execute)").env("KEYWARDEN_DEFAULT_SCOPES"))
-    .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"));
+    .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"))
+    .addOption(
+      new Option("--verify-cache-entries <n>", "verification cache: keys held at most; 0 turns it off (default: 100000)").env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
+    )
+    .addOption(
+      new Option("--verify-cache-bytes <n>", "verification cache: estimated bytes held at most (default: 33554432, 32 MiB)").env("KEYWARDEN_VERIFY_CACHE_BYTES"),
+    );
 }
 
 /**

@@ -93,7 +93,7 @@ async function runHttpServer(options: ServeRawOptions): Promise<void> {
   const http = resolveHttpConfig(options);
   // Loaded here, not at the top: the stdio server starts without Express and the HTTP stack.
   const { startHttpServer } = await import("../transports/http.js");
-  const { config, logger, service, close } = await openApp(options);
+  const { config, logger, service, close } = await openApp(options, { keyChangeNotifications: http.keyChangeNotifications });
 
   let anonymousPrincipal: Principal | null = null;
   if (http.noAuth) {

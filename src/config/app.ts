@@ -4,7 +4,12 @@ import envPaths from "env-paths";
 import { assertValidBrand, DEFAULT_BRAND } from "../keys/token.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "../service/policy.js";
 import { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS, isPostgresUrl, redactDatabaseUrl } from "../store/database.js";
-import { booleanEnv, ConfigError, daysOrNone, parseName, parseScopeList, positiveInteger } from "./parsers.js";
+import {
+  DEFAULT_VERIFY_CACHE_BYTES,
+  DEFAULT_VERIFY_CACHE_ENTRIES,
+  MAX_VERIFY_CACHE_ENTRIES,
+} from "../service/verification-cache.js";
+import { booleanEnv, ConfigError, daysOrNone, nonNegativeInteger, parseName, parseScopeList, positiveInteger } from "./parsers.js";
 
 /** What flags (already merged with their environment variables by commander) hand to the composition root. */
 export interface RawOptions {
@@ -19,6 +24,8 @@ export interface RawOptions {
   defaultScopes?: string;
   logLevel?: string;
   admin?: boolean;
+  verifyCacheEntries?: string;
+  verifyCacheBytes?: string;
 }
 
 /** Where the store is: a SQLite file (or ":memory:"), or a PostgreSQL database (README, Configuration). */
@@ -35,6 +42,8 @@ export interface AppConfig {
   pepper: string | undefined;
   logLevel: string;
   service: ServiceConfig;
+  /** The verification cache's bounds (README, "Verification cache"); false: off (--verify-cache-entries 0). */
+  verificationCache: { maxEntries: number; maxBytes: number } | false;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -115,9 +124,18 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
   // postgres:// and postgresql:// name PostgreSQL; anything else is a SQLite path, as before.
   const database: DatabaseConfig = isPostgresUrl(db) ? { engine: "postgres", url: db, poolSize, statementTimeoutMs } : { engine: "sqlite", path: db };
 
+  const maxEntries = nonNegativeInteger(
+    "--verify-cache-entries / KEYWARDEN_VERIFY_CACHE_ENTRIES",
+    options.verifyCacheEntries,
+    DEFAULT_VERIFY_CACHE_ENTRIES,
+    MAX_VERIFY_CACHE_ENTRIES,
+  );
+  const maxBytes = positiveInteger("--verify-cache-bytes / KEYWARDEN_VERIFY_CACHE_BYTES", options.verifyCacheBytes, DEFAULT_VERIFY_CACHE_BYTES);
+
   return {
     database,
     databaseLabel: redactDatabaseUrl(db),
+    verificationCache: maxEntries === 0 ? false : { maxEntries, maxBytes },
     userName,
     isAdmin,
     pepper: pepper || undefined,

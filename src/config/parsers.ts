@@ -19,6 +19,16 @@ export function positiveInteger(label: string, raw: string | undefined, fallback
   return Number(raw);
 }
 
+/** positiveInteger that also takes 0 (a bound of 0 turns something off). */
+export function nonNegativeInteger(label: string, raw: string | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (raw === undefined) return fallback;
+  if (/^\s*0+\s*$/.test(raw)) return 0;
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(Number(raw))) {
+    throw new ConfigError(`${label} must be a whole number, 0 or more, got ${JSON.stringify(raw)}`);
+  }
+  return positiveInteger(label, raw, fallback, max);
+}
+
 /** A positive number of days whose end, counted from now, is no later than MAX_INSTANT (src/store/instants.ts). */
 export function daysFromNow(label: string, raw: string, noneHint: string, now = Date.now()): number {
   const days = positiveInteger(label, raw, 0);

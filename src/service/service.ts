@@ -41,6 +41,7 @@ import type {
 import { updateApiKey } from "./update.js";
 import { capUserAgent } from "./validation.js";
 import { verifyToken } from "./verification.js";
+import { canCacheVerification, VerificationCache } from "./verification-cache.js";
 
 export type { KeyStandingNow } from "./authenticate.js";
 
@@ -57,6 +58,8 @@ export class KeyService {
   private readonly useRecorder: KeyUseRecorder;
   private readonly failureRecorder: AuthFailureRecorder;
   private readonly userNames = new UserNames();
+  /** Null when turned off, or when the store cannot tell when keys changed (exactness first). */
+  private readonly verificationCache: VerificationCache | null;
   /** Bound once: verification is the hot path, and authentication calls it too. */
   private readonly recordUse = (keyId: string, use: KeyUse): Promise<void> | void => this.recordKeyUse(keyId, use);
   private readonly verify = (token: string, options: VerifyOptions): Promise<VerifyResult> => this.verifyApiKey(token, options);
@@ -70,6 +73,9 @@ export class KeyService {
     const store = this.store;
     this.useRecorder = options.useRecorder ?? { record: (keyId, use) => store.recordKeyUse(keyId, use) };
     this.failureRecorder = options.failureRecorder ?? new ImmediateFailureRecorder(store);
+    const cache = options.verificationCache;
+    this.verificationCache =
+      cache === false || cache?.maxEntries === 0 || !canCacheVerification(store) ? null : new VerificationCache(store, cache ?? {});
   }
 
   /**
@@ -138,7 +144,7 @@ export class KeyService {
    * has the same shape; only a caller error (bad required_scopes) throws. Never echoes the token.
    */
   verifyApiKey(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-    return verifyToken(this.ctx, this.recordUse, token, options);
+    return verifyToken(this.ctx, this.recordUse, token, options, this.verificationCache);
   }
 
   /**

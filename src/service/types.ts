@@ -2,6 +2,7 @@
 // The tools' zod schemas describe the same shapes on the wire; KeyService (service.ts) implements them.
 import type { KeyStatusFilter, KeyStore, KeyUse, Transport } from "../store/types.js";
 import type { ServiceConfig } from "./policy.js";
+import type { VerificationCacheOptions } from "./verification-cache.js";
 import type { Principal } from "./principal.js";
 import type { ApiKeyRecord, KeyEventRecord } from "./records.js";
 
@@ -47,6 +48,12 @@ export interface KeyServiceOptions {
   useRecorder?: KeyUseRecorder;
   /** Defaults to writing each failed authentication straight to the store. */
   failureRecorder?: AuthFailureRecorder;
+  /**
+   * The verification cache (README, "Verification cache"): its bounds (default 100,000 keys and
+   * 32 MiB; `maxEntries: 0` or false turns it off). Only on a store that tells when keys changed
+   * (KeyStore.keyChangeVersion); on any other, verification always reads the store.
+   */
+  verificationCache?: VerificationCacheOptions | false;
 }
 
 export interface CreateApiKeyInput {

@@ -1,6 +1,7 @@
 // Verification (README, "The key itself"): parse and checksum (no I/O), look up by key_prefix,
 // compare hashes in constant time, revoked, expired, required scopes, then record the use. The
-// library entry point verifyApiKey (verify.ts) and the tools call this through KeyService.
+// library entry point verifyApiKey (verify.ts) and the tools call this through KeyService. The
+// verification cache (verification-cache.ts) replaces only the lookup and the compare.
 import { hashesEqual } from "../keys/hash.js";
 import { parseToken } from "../keys/token.js";
 import { keyStatusAt, toInstant } from "../store/instants.js";
@@ -9,6 +10,7 @@ import type { ServiceContext } from "./context.js";
 import { validationError, type FieldError } from "./errors.js";
 import type { VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
 import { checkScopes, SCOPES_MAX_COUNT } from "./validation.js";
+import { cacheKeyOf, NOT_FOUND, type CachedKey, type VerificationCache } from "./verification-cache.js";
 
 const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
   key_id: null,
@@ -28,7 +30,13 @@ const NO_SCOPES: readonly string[] = Object.freeze([]);
 export type RecordUse = (keyId: string, use: KeyUse) => Promise<void> | void;
 
 /** Every outcome has the same shape; only a caller error (bad required_scopes) throws. Never echoes the token. */
-export async function verifyToken(ctx: ServiceContext, recordUse: RecordUse, token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyToken(
+  ctx: ServiceContext,
+  recordUse: RecordUse,
+  token: string,
+  options: VerifyOptions = {},
+  cache: VerificationCache | null = null,
+): Promise<VerifyResult> {
   let required: readonly string[] = NO_SCOPES;
   if (options.requiredScopes !== undefined) {
     const errors: FieldError[] = [];
@@ -41,14 +49,37 @@ export async function verifyToken(ctx: ServiceContext, recordUse: RecordUse, tok
   const parsed = parseToken(token, ctx.config.keyBrand);
   if (!parsed) return { valid: false, code: "malformed", ...UNKNOWN_KEY };
 
+  // Hashed once, with the algorithm new keys get: the cache's key, and the compare's below when
+  // the row uses it too (every row but those made before a pepper was set).
+  const hash = ctx.hasher.hash(token);
+  const version = cache === null ? null : cache.open();
+  let cacheKey = "";
+  let readAt = 0;
+  if (version !== null) {
+    cacheKey = cacheKeyOf(hash);
+    const cached = cache!.get(cacheKey);
+    if (cached === NOT_FOUND) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
+    if (cached !== undefined) return answer(ctx, recordUse, cached, required, options);
+    readAt = cache!.now();
+  }
+
   const found = await ctx.store.findKeyForVerification(parsed.keyPrefix);
   // A row whose hash cannot be computed here (its pepper is not set, or its algorithm is newer
   // than this build) cannot be matched: it fails like an unknown key, after the same work.
   const row = found !== null && ctx.hasher.canHash(found.hash_algorithm) ? found : null;
-  const hash = ctx.hasher.hash(token, row?.hash_algorithm);
-  const matches = hashesEqual(hash, row?.key_hash ?? DUMMY_HASH);
-  if (!row || !matches) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
+  const rowHash = row === null || row.hash_algorithm === ctx.hasher.algorithm ? hash : ctx.hasher.hash(token, row.hash_algorithm);
+  const matches = hashesEqual(rowHash, row?.key_hash ?? DUMMY_HASH);
+  if (!row || !matches) {
+    // No row and a row whose hash differs are remembered alike: the cache shows no one which it was.
+    if (version !== null) cache!.fill(version, cacheKey, null, readAt);
+    return { valid: false, code: "not_found", ...UNKNOWN_KEY };
+  }
+  if (version !== null) cache!.fill(version, cacheKey, row, readAt);
+  return answer(ctx, recordUse, row, required, options);
+}
 
+/** Status at the service's clock, required scopes, last use: the same on a hit as after a store read. */
+async function answer(ctx: ServiceContext, recordUse: RecordUse, row: CachedKey, required: readonly string[], options: VerifyOptions): Promise<VerifyResult> {
   const now = toInstant(ctx.clock());
   const status = keyStatusAt(row, now);
   // Exact names: `admin` implies nothing to the operator's own services (VerifyOptions).

@@ -28,6 +28,12 @@ export interface PostgresStoreOptions {
   createSchema?: boolean;
   /** How long opening waits for the server's first answer (default FIRST_CONTACT_DEADLINE_MS). */
   firstContactDeadlineMs?: number;
+  /**
+   * false: never LISTEN for key changes on behalf of a cache (`--no-key-notifications`, say behind
+   * a pooler that does not carry LISTEN/NOTIFY); keyChangeVersion then answers null, so the
+   * verification cache reads the store every time. watchKeyChanges, asked explicitly, still listens.
+   */
+  keyChangeNotifications?: boolean;
 }
 
 /** The table that records the migrations applied, one row per version. */

@@ -21,8 +21,15 @@ const LAST_RETRY_MS = 5000;
  * (LISTEN again, 100 ms doubling to 5 s apart, until the server answers; tested with the server
  * unreachable in test/store/postgres-watch.test.ts) rather than resting on how its pool re-enters
  * its onclose, and names the connection (KEY_CHANGES_APPLICATION_NAME) for pg_stat_activity.
+ *
+ * `onListening` hears when LISTEN is in place (true) and when the connection is lost or stopped
+ * (false): in between, changes are missed (a cache must not answer; KeyStore.keyChangeVersion).
  */
-export async function listenForKeyChanges(options: PostgresStoreOptions, onChange: KeyChangeListener): Promise<() => Promise<void>> {
+export async function listenForKeyChanges(
+  options: PostgresStoreOptions,
+  onChange: KeyChangeListener,
+  onListening: (listening: boolean) => void = () => undefined,
+): Promise<() => Promise<void>> {
   let stopped = false;
   let relistening = false;
   const changed = new Set<string>();
@@ -52,6 +59,7 @@ export async function listenForKeyChanges(options: PostgresStoreOptions, onChang
       }
     },
     onclose() {
+      onListening(false);
       if (!stopped) void relisten();
     },
   } as postgres.Options<never>);
@@ -65,7 +73,10 @@ export async function listenForKeyChanges(options: PostgresStoreOptions, onChang
       try {
         await listen();
         relistening = false;
-        if (!stopped) setImmediate(() => !stopped && onChange("all"));
+        if (!stopped) {
+          onListening(true);
+          setImmediate(() => !stopped && onChange("all"));
+        }
         return;
       } catch {
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
@@ -81,9 +92,11 @@ export async function listenForKeyChanges(options: PostgresStoreOptions, onChang
     await sql.end({ timeout: 0 }).catch(() => undefined);
     throw error;
   }
+  onListening(true);
   return async () => {
     if (stopped) return;
     stopped = true;
+    onListening(false);
     await sql.end({ timeout: 5 });
   };
 }

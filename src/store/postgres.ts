@@ -42,6 +42,14 @@ export { KEY_CHANGES_CHANNEL } from "./postgres-watch.js";
 
 type Params = postgres.ParameterOrJSON<never>[];
 
+/**
+ * KeyStore.keyChangeMaxAgeMs on PostgreSQL: a listening connection that died without a close
+ * (a silent network partition) misses changes unnoticed; no cached row is older than this then.
+ */
+export const PG_KEY_CACHE_MAX_AGE_MS = 1000;
+/** After LISTEN failed to start on a cache's behalf, the next try waits this long (no storm of connections). */
+const KEY_FEED_RETRY_MS = 5000;
+
 const EVENT_COLUMNS = "e.id, e.organization_id, e.key_id, e.event_type, e.actor_user_id, e.actor_key_id, e.transport, e.client_address, e.occurred_at, e.detail";
 
 /**
@@ -67,8 +75,19 @@ const RECORD_KEY_USES = `INSERT INTO key_usage (key_id, last_used_at, last_used_
  * connection lost in the middle).
  */
 export class PostgresKeyStore implements KeyStore {
-  private readonly watchers = new Set<() => Promise<void>>();
   private closed = false;
+  readonly keyChangeMaxAgeMs = PG_KEY_CACHE_MAX_AGE_MS;
+  /**
+   * The one listening connection of this store (src/store/postgres-watch.ts), started by the first
+   * watchKeyChanges or keyChangeVersion, shared by all of them (fanned out below), ended by close().
+   */
+  private keyFeed: Promise<void> | null = null;
+  private stopKeyFeed: (() => Promise<void>) | null = null;
+  private keyFeedListening = false;
+  private keyFeedFailedAt = Number.NEGATIVE_INFINITY;
+  private readonly keyChangeListeners = new Set<{ onChange: KeyChangeListener }>();
+  /** keyChangeVersion's answer: moves with every notification, every loss or return of the listener, every own write. */
+  private keyVersion = 0;
 
   private constructor(
     private readonly sql: PgSql,
@@ -159,8 +178,13 @@ export class PostgresKeyStore implements KeyStore {
     return rows.map(toProjectRow);
   }
 
-  write<T, R>(reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
-    return runWrite(this.sql, reads, decide);
+  async write<T, R>(reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
+    try {
+      return await runWrite(this.sql, reads, decide);
+    } finally {
+      // Our own change is known at once, before the writer hears back; the notification comes later.
+      this.keyVersion++;
+    }
   }
 
   async getKeyById(id: string): Promise<ApiKeyRow | null> {
@@ -285,24 +309,81 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   /**
-   * Listens for key changes committed by any instance (src/store/postgres-watch.ts), on a
-   * connection of its own beside the pool. close() stops every watcher.
+   * Listens for key changes committed by any instance (src/store/postgres-watch.ts), on the
+   * store's one listening connection beside the pool, however many watchers there are. The
+   * function it resolves with stops this watcher; close() stops them all and the connection.
    */
   async watchKeyChanges(onChange: KeyChangeListener): Promise<() => Promise<void>> {
     if (this.closed) throw new Error("the store is closed");
-    const stopListening = await listenForKeyChanges(this.options, onChange);
-    const stop = async (): Promise<void> => {
-      this.watchers.delete(stop);
-      await stopListening();
+    await this.startKeyFeed();
+    const watcher = { onChange };
+    this.keyChangeListeners.add(watcher);
+    return async () => {
+      this.keyChangeListeners.delete(watcher);
     };
-    this.watchers.add(stop);
-    return stop;
+  }
+
+  /**
+   * KeyStore.keyChangeVersion: null until the listening connection is up (the first call starts
+   * it, unless keyChangeNotifications is false), and whenever it is lost, until it listens again;
+   * the version moves on every notification, on the loss and on the return (notifications sent
+   * meanwhile are lost), and on this store's own writes. Staleness while it is up: the
+   * notification's delivery (it is sent at commit: milliseconds); while it is dead unnoticed:
+   * keyChangeMaxAgeMs. Keys inserted by another instance send no notification (only updates and
+   * deletes do, migrations-postgres/001_initial.sql): a cached "not found" may outlive such an
+   * insert by the cache's negative-entry lifetime, which only matters for a token known before
+   * its key was written (a copy between databases).
+   */
+  keyChangeVersion(): number | null {
+    if (this.keyFeedListening) return this.keyVersion;
+    if (this.keyFeed === null && !this.closed && this.options.keyChangeNotifications !== false && performance.now() - this.keyFeedFailedAt >= KEY_FEED_RETRY_MS) {
+      void this.startKeyFeed().catch(() => undefined);
+    }
+    return null;
+  }
+
+  private startKeyFeed(): Promise<void> {
+    if (this.keyFeed !== null) return this.keyFeed;
+    const feed = listenForKeyChanges(
+      this.options,
+      (changed) => {
+        this.keyVersion++;
+        for (const watcher of this.keyChangeListeners) {
+          try {
+            watcher.onChange(changed);
+          } catch (error) {
+            // One watcher's throw neither stops the others nor disappears (as before the fan-out).
+            process.nextTick(() => {
+              throw error;
+            });
+          }
+        }
+      },
+      (listening) => {
+        this.keyVersion++;
+        this.keyFeedListening = listening;
+      },
+    ).then(
+      async (stop) => {
+        this.stopKeyFeed = stop;
+        if (this.closed) await stop();
+      },
+      (error: unknown) => {
+        this.keyFeed = null;
+        this.keyFeedFailedAt = performance.now();
+        throw error;
+      },
+    );
+    this.keyFeed = feed;
+    return feed;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.watchers].map((stop) => stop()));
+    this.keyChangeListeners.clear();
+    await this.keyFeed?.catch(() => undefined);
+    await this.stopKeyFeed?.();
     await this.sql.end({ timeout: 5 });
   }
 }

@@ -60,3 +60,20 @@ export function apiKeyParams(key: ApiKeyRow) {
 export function eventParams(event: KeyEventRow | (PlannedEvent & { id: string })) {
   return { ...event, detail: JSON.stringify(event.detail) };
 }
+
+/**
+ * A parser of the scopes column. Few distinct scope lists exist (project and user defaults), so
+ * their parses are memoised, boundedly, and shared frozen between rows.
+ */
+export function scopeListParser(): (json: string) => string[] {
+  const scopeLists = new Map<string, readonly string[]>();
+  return (json) => {
+    let scopes = scopeLists.get(json);
+    if (scopes === undefined) {
+      scopes = Object.freeze(JSON.parse(json) as string[]);
+      if (scopeLists.size >= 1024) scopeLists.clear();
+      scopeLists.set(json, scopes);
+    }
+    return scopes as string[];
+  };
+}

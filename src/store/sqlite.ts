@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { newKeyEventId, newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
+import { SqliteKeyChanges } from "./sqlite-changes.js";
 import { openSqliteDatabase, type SqliteStoreOptions } from "./sqlite-open.js";
 import {
   apiKeyParams,
@@ -15,6 +16,7 @@ import {
   type ApiKeyDbRow,
   type KeyEventDbRow,
   type ProjectDbRow,
+  scopeListParser,
   type VerifiableKeyDbRow,
 } from "./sqlite-rows.js";
 import { DEFAULT_ORGANIZATION_NAME } from "./types.js";
@@ -52,9 +54,11 @@ const MUTABLE_KEY_FIELDS: readonly MutableKeyField[] = ["name", "description", "
 export class SqliteKeyStore implements KeyStore {
   readonly db: Database.Database;
   private readonly statements;
+  private readonly keyChanges: SqliteKeyChanges;
 
   constructor(db: Database.Database) {
     this.db = db;
+    this.keyChanges = new SqliteKeyChanges(db);
     this.statements = {
       organizationByName: db.prepare<[string], OrganizationRow>("SELECT * FROM organizations WHERE name = ?"),
       insertOrganization: db.prepare("INSERT OR IGNORE INTO organizations (id, name, created_at) VALUES (@id, @name, @created_at)"),
@@ -219,17 +223,7 @@ export class SqliteKeyStore implements KeyStore {
     };
   }
 
-  /** Few distinct scope lists exist (project and user defaults), so their parses are memoised, boundedly. */
-  private readonly scopeLists = new Map<string, readonly string[]>();
-  private parseScopes(json: string): string[] {
-    let scopes = this.scopeLists.get(json);
-    if (scopes === undefined) {
-      scopes = Object.freeze(JSON.parse(json) as string[]);
-      if (this.scopeLists.size >= 1024) this.scopeLists.clear();
-      this.scopeLists.set(json, scopes);
-    }
-    return scopes as string[];
-  }
+  private readonly parseScopes = scopeListParser();
 
   async listHashAlgorithms(): Promise<string[]> {
     return this.statements.hashAlgorithms.all();
@@ -276,12 +270,17 @@ export class SqliteKeyStore implements KeyStore {
     return (statement.all(params) as ApiKeyDbRow[]).map(toApiKeyRow);
   }
 
+  /** KeyStore.keyChangeVersion, exact (SqliteKeyChanges). */
+  keyChangeVersion(): number {
+    return this.keyChanges.version();
+  }
+
   async write<T, R>(reads: WriteReads, decide: Decider<T, R>): Promise<WriteOutcome<T, R>> {
     // IMMEDIATE takes the write lock before the reads, so no other connection or process writes
     // between what the decider saw and what its plan writes: the cap's count and "not rotated
     // yet" still hold at commit, under any concurrency. A refusal or a throw writes nothing.
-    return this.db
-      .transaction((): WriteOutcome<T, R> => {
+    return this.keyChanges.ownWrite(() =>
+      this.db.transaction((): WriteOutcome<T, R> => {
         const keys = new Map<string, ApiKeyRow>();
         for (const id of reads.keyIds) {
           const row = this.statements.keyById.get(id);
@@ -293,8 +292,8 @@ export class SqliteKeyStore implements KeyStore {
         if (!decision.ok) return decision;
         this.apply(decision.plan);
         return { ok: true, result: decision.result };
-      })
-      .immediate();
+      }).immediate(),
+    );
   }
 
   /** Writes a plan as it is: inserts, then updates (a successor exists before a key names it), then events. */

@@ -259,6 +259,28 @@ export interface KeyStore {
    */
   watchKeyChanges?(onChange: KeyChangeListener): Promise<() => Promise<void>>;
 
+  /**
+   * Optional, for caches of key rows (the verification cache, src/service/verification-cache.ts):
+   * a number that moves whenever a key may have changed since it last answered, whoever changed it
+   * (a `write` of this store object, or a commit of another connection, process or instance), or
+   * null while the store cannot tell (a cache must then not answer, but read the store). A cache
+   * keeps only rows read under one version, and drops them all when it moves; rows read while it
+   * moved are not kept. Synchronous and cheap: called on every verification. Shared by every
+   * KeyService on this store object, so that a write through one is seen by all.
+   *
+   * SQLite: exact (PRAGMA data_version, which moves for other connections' commits, plus a count
+   * of this connection's own writes, which it does not see). PostgreSQL: the key-change
+   * notifications (watchKeyChanges' connection) plus this store's own writes, null while that
+   * connection is not listening; bounded by keyChangeMaxAgeMs. A store without it gets no cache.
+   */
+  keyChangeVersion?(): number | null;
+  /**
+   * With keyChangeVersion, when its version can miss a change (a listening connection that died
+   * without anyone noticing): the longest a cached row may be answered from, in milliseconds.
+   * Absent: the version misses nothing.
+   */
+  readonly keyChangeMaxAgeMs?: number;
+
   /** Throws when the database does not answer (the health check). */
   ping(): Promise<void>;
 

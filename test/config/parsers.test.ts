@@ -67,6 +67,21 @@ describe("config parsers share the service's rules", () => {
     expect(() => resolveHttpConfig({}, { KEYWARDEN_KEY_NOTIFICATIONS: "off" })).toThrow('KEYWARDEN_KEY_NOTIFICATIONS must be 1/true/yes or 0/false/no, got "off"');
   });
 
+  it("--verify-cache-entries (0 turns the cache off) and --verify-cache-bytes: defaults, and bad values refused in one line", () => {
+    const base = { db: ":memory:", user: "a" };
+    expect(resolveConfig(base, {}).verificationCache).toEqual({ maxEntries: 100_000, maxBytes: 33_554_432 });
+    expect(resolveConfig({ ...base, verifyCacheEntries: "0" }, {}).verificationCache).toBe(false);
+    expect(resolveConfig({ ...base, verifyCacheEntries: " 500 ", verifyCacheBytes: "1048576" }, {}).verificationCache).toEqual({ maxEntries: 500, maxBytes: 1_048_576 });
+    expect(() => resolveConfig({ ...base, verifyCacheEntries: "-1" }, {})).toThrow(
+      '--verify-cache-entries / KEYWARDEN_VERIFY_CACHE_ENTRIES must be a whole number, 0 or more, got "-1"',
+    );
+    expect(() => resolveConfig({ ...base, verifyCacheEntries: "16777217" }, {})).toThrow("must be at most 16777216");
+    expect(() => resolveConfig({ ...base, verifyCacheBytes: "0" }, {})).toThrow(
+      '--verify-cache-bytes / KEYWARDEN_VERIFY_CACHE_BYTES must be a positive integer, got "0"',
+    );
+    expect(() => resolveConfig({ ...base, verifyCacheBytes: "32MiB" }, {})).toThrow(ConfigError);
+  });
+
   it("reads KEYWARDEN_ADMIN with the same on/off parser as the other switches", () => {
     expect(resolveConfig({ db: ":memory:", user: "a" }, { KEYWARDEN_ADMIN: "yes" }).isAdmin).toBe(true);
     expect(resolveConfig({ db: ":memory:", user: "a" }, { KEYWARDEN_ADMIN: "0" }).isAdmin).toBe(false);
