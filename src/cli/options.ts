@@ -25,7 +25,7 @@ export function addCommonOptions(command: Command): Command {
       new Option("--verify-cache-entries <n>", "verification cache: keys held at most; 0 turns it off (default: 100000)").env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
     )
     .addOption(
-      new Option("--verify-cache-bytes <n>", "verification cache: estimated bytes held at most (default: 33554432, 32 MiB)").env("KEYWARDEN_VERIFY_CACHE_BYTES"),
+      new Option("--verify-cache-bytes <n>", "verification cache: estimated bytes held at most (default: 50331648, 48 MiB)").env("KEYWARDEN_VERIFY_CACHE_BYTES"),
     );
 }
 

@@ -23,6 +23,26 @@ export interface TokenHasher {
 
 const PEPPER_FINGERPRINT_TEXT = encoder.encode("keywarden pepper fingerprint v1");
 
+/** One buffer per length, reused: tokens of one brand all have one length. */
+const asciiScratch: Uint8Array[] = [];
+
+/**
+ * The UTF-8 bytes of `text`, for hashing at once: an ASCII text of up to 128 characters (every
+ * well-formed token) is written into a buffer kept for its length, which the next call overwrites;
+ * anything else through TextEncoder. Verification hashes on every call, and encode() allocated.
+ */
+function asciiBytesOf(text: string): Uint8Array {
+  const length = text.length;
+  if (length > 128) return encoder.encode(text);
+  const bytes = (asciiScratch[length] ??= new Uint8Array(length));
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return encoder.encode(text);
+    bytes[i] = code;
+  }
+  return bytes;
+}
+
 /** SHA-256 of the token, or HMAC-SHA-256 keyed by the pepper when one is configured. */
 export function createTokenHasher(pepper?: string): TokenHasher {
   const pepperBytes = pepper ? encoder.encode(pepper) : undefined;
@@ -32,7 +52,7 @@ export function createTokenHasher(pepper?: string): TokenHasher {
     pepperFingerprint: pepperBytes ? Buffer.from(hmac(sha256, pepperBytes, PEPPER_FINGERPRINT_TEXT)).toString("hex") : null,
     canHash: (candidate): candidate is HashAlgorithm => candidate === "sha256" || (candidate === PEPPERED_ALGORITHM && pepperBytes !== undefined),
     hash(token, using = algorithm) {
-      const bytes = encoder.encode(token);
+      const bytes = asciiBytesOf(token);
       if (using === "sha256") return sha256(bytes);
       if (using !== PEPPERED_ALGORITHM || !pepperBytes) throw new Error(`cannot compute ${String(using)} here`);
       return hmac(sha256, pepperBytes, bytes);

@@ -50,7 +50,7 @@ export interface KeyServiceOptions {
   failureRecorder?: AuthFailureRecorder;
   /**
    * The verification cache (README, "Verification cache"): its bounds (default 100,000 keys and
-   * 32 MiB; `maxEntries: 0` or false turns it off). Only on a store that tells when keys changed
+   * 48 MiB; `maxEntries: 0` or false turns it off). Only on a store that tells when keys changed
    * (KeyStore.keyChangeVersion); on any other, verification always reads the store.
    */
   verificationCache?: VerificationCacheOptions | false;

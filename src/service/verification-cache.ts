@@ -13,7 +13,7 @@ export interface VerificationCacheOptions {
 }
 
 export const DEFAULT_VERIFY_CACHE_ENTRIES = 100_000;
-export const DEFAULT_VERIFY_CACHE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_VERIFY_CACHE_BYTES = 48 * 1024 * 1024;
 /** V8's Map holds at most 2^24 entries. */
 export const MAX_VERIFY_CACHE_ENTRIES = 16_777_216;
 /** How long a "no such key" is remembered: short, as it is only there to absorb repeats of one bad token. */
@@ -24,24 +24,61 @@ export const NEGATIVE_ENTRY_TTL_MS = 2000;
  */
 const NEGATIVE_SHARE = 10;
 
-/** What a hit answers from: a VerifiableKey without its hash (the cache's key is the hash). */
-export type CachedKey = Omit<VerifiableKey, "key_hash" | "hash_algorithm">;
+/**
+ * What a hit answers from: a VerifiableKey without its hash (the cache's key is the hash) and
+ * without its prefix (the token names it: the row was found by it).
+ */
+export type CachedKey = Omit<VerifiableKey, "key_hash" | "hash_algorithm" | "key_prefix">;
 
 /** A remembered "no key with this hash" (no row, or a row whose hash differs: the same entry). */
 export const NOT_FOUND = Symbol("not found");
 
-/** The cache's key: the hash's 32 bytes as a 32-character string (cheaper to build and compare than hex). */
-export function cacheKeyOf(hash: Uint8Array): string {
-  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("latin1");
+/**
+ * The cache's key: a 32-byte hash as 16 UTF-16 code units, two bytes each (29 ns, against 91 for a
+ * Buffer's latin1 string and more for hex; fewer characters for the Map to hash, too).
+ */
+export function cacheKeyOf(h: Uint8Array): string {
+  if (h.length !== 32) throw new RangeError(`a verification cache key is a 32-byte hash, got ${h.length} bytes`);
+  return String.fromCharCode(
+    (h[0]! << 8) | h[1]!, (h[2]! << 8) | h[3]!, (h[4]! << 8) | h[5]!, (h[6]! << 8) | h[7]!,
+    (h[8]! << 8) | h[9]!, (h[10]! << 8) | h[11]!, (h[12]! << 8) | h[13]!, (h[14]! << 8) | h[15]!,
+    (h[16]! << 8) | h[17]!, (h[18]! << 8) | h[19]!, (h[20]! << 8) | h[21]!, (h[22]! << 8) | h[23]!,
+    (h[24]! << 8) | h[25]!, (h[26]! << 8) | h[27]!, (h[28]! << 8) | h[29]!, (h[30]! << 8) | h[31]!,
+  );
 }
 
-interface Slot<V> {
-  value: V;
-  bytes: number;
+/** What BoundedMap keeps beside each value, on the value itself (one object per entry, not two). */
+interface Held {
+  /** Estimated bytes the entry keeps alive. */
+  readonly bytes: number;
   /** When it was read from the store (the monotonic clock), for max age and the negative lifetime. */
-  at: number;
+  readonly at: number;
   /** Hit since eviction last passed it over (second chance). */
   used: boolean;
+}
+
+/** A positive entry: the fields a verification reads, and Held's. One shape for all, so V8 keeps its accesses monomorphic. */
+class CachedEntry implements CachedKey, Held {
+  used = false;
+  constructor(
+    readonly id: string,
+    readonly organization_id: string,
+    readonly user_id: string,
+    readonly project_id: string | null,
+    readonly scopes: string[],
+    readonly expires_at: string | null,
+    readonly revoked_at: string | null,
+    readonly bytes: number,
+    readonly at: number,
+  ) {}
+}
+
+class NotFoundEntry implements Held {
+  used = false;
+  constructor(
+    readonly bytes: number,
+    readonly at: number,
+  ) {}
 }
 
 /**
@@ -49,8 +86,8 @@ interface Slot<V> {
  * for entries hit since (CLOCK, an approximation of least recently used): a hit only sets a flag,
  * where lru-cache relinks its list (a lookup of 100,000 keys measured 110 ns here, 168 ns there).
  */
-class BoundedMap<V> {
-  private readonly slots = new Map<string, Slot<V>>();
+class BoundedMap<V extends Held> {
+  private readonly entries = new Map<string, V>();
   private totalBytes = 0;
 
   constructor(
@@ -59,38 +96,38 @@ class BoundedMap<V> {
   ) {}
 
   get size(): number {
-    return this.slots.size;
+    return this.entries.size;
   }
 
   get bytes(): number {
     return this.totalBytes;
   }
 
-  get(key: string): Slot<V> | undefined {
-    const slot = this.slots.get(key);
-    if (slot !== undefined) slot.used = true;
-    return slot;
+  get(key: string): V | undefined {
+    const entry = this.entries.get(key);
+    if (entry !== undefined) entry.used = true;
+    return entry;
   }
 
   delete(key: string): void {
-    const slot = this.slots.get(key);
-    if (slot === undefined) return;
-    this.slots.delete(key);
-    this.totalBytes -= slot.bytes;
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.totalBytes -= entry.bytes;
   }
 
-  set(key: string, value: V, bytes: number, at: number): void {
-    if (this.maxEntries < 1 || bytes > this.maxBytes) return;
+  set(key: string, entry: V): void {
+    if (this.maxEntries < 1 || entry.bytes > this.maxBytes) return;
     this.delete(key);
-    this.slots.set(key, { value, bytes, at, used: false });
-    this.totalBytes += bytes;
+    this.entries.set(key, entry);
+    this.totalBytes += entry.bytes;
     // Each entry moves to the back at most once per hit, so eviction is amortised O(1).
-    while (this.slots.size > this.maxEntries || this.totalBytes > this.maxBytes) {
-      const [oldestKey, oldest] = this.slots.entries().next().value as [string, Slot<V>];
-      this.slots.delete(oldestKey);
+    while (this.entries.size > this.maxEntries || this.totalBytes > this.maxBytes) {
+      const [oldestKey, oldest] = this.entries.entries().next().value as [string, V];
+      this.entries.delete(oldestKey);
       if (oldest.used && oldestKey !== key) {
         oldest.used = false;
-        this.slots.set(oldestKey, oldest);
+        this.entries.set(oldestKey, oldest);
       } else {
         this.totalBytes -= oldest.bytes;
       }
@@ -98,41 +135,28 @@ class BoundedMap<V> {
   }
 
   clear(): void {
-    this.slots.clear();
+    this.entries.clear();
     this.totalBytes = 0;
   }
 }
 
 /**
  * Bytes an entry keeps alive on a 64-bit V8, estimated from its parts: a one-byte string is a
- * 16-byte header plus its characters, rounded up to 8 (ids, prefixes and instants are ASCII); the
- * Map's entry with its share of a table that grows by doubling, the slot and the row object
- * together about 290 (measured: 100,000 typical keys add 586 bytes each to the heap, where this
- * estimates 676 with their scope list counted whole, which SqliteKeyStore shares between keys).
- * So the default 32 MiB holds about 50,000 such keys: the bytes bound binds before the entries'.
+ * 16-byte header plus its characters, rounded up to 8 (ids and instants are ASCII); the Map's
+ * entry with its share of a table that grows by doubling, the entry object and its time, about 150
+ * (calibrate with bench/verify-memory.mjs). Organization, user and project ids are interned: keys
+ * share them, so they are counted once, when first held, and the pool has its own bound.
  */
-const ENTRY_OVERHEAD = 290;
-const NEGATIVE_OVERHEAD = 140;
+const ENTRY_OVERHEAD = 150;
+const NEGATIVE_OVERHEAD = 100;
+/** Distinct organization, user and project ids held for sharing at most; then the pool starts again. */
+const INTERNED_IDS_MAX = 65_536;
+
+/** A cacheKeyOf string: a header and 16 two-byte characters. */
+const CACHE_KEY_BYTES = 16 + 32;
 
 function stringBytes(text: string | null): number {
   return text === null ? 0 : 16 + ((text.length + 7) & ~7);
-}
-
-function keyBytes(cacheKey: string, key: CachedKey): number {
-  let scopes = 16 + 8 * key.scopes.length;
-  for (const scope of key.scopes) scopes += stringBytes(scope);
-  return (
-    ENTRY_OVERHEAD +
-    stringBytes(cacheKey) +
-    stringBytes(key.id) +
-    stringBytes(key.organization_id) +
-    stringBytes(key.user_id) +
-    stringBytes(key.project_id) +
-    stringBytes(key.key_prefix) +
-    stringBytes(key.expires_at) +
-    stringBytes(key.revoked_at) +
-    scopes
-  );
 }
 
 type VersionedStore = KeyStore & { keyChangeVersion(): number | null };
@@ -143,12 +167,14 @@ export function canCacheVerification(store: KeyStore): store is VersionedStore {
 }
 
 export class VerificationCache {
-  private readonly positive: BoundedMap<CachedKey>;
-  private readonly negative: BoundedMap<true>;
+  private readonly positive: BoundedMap<CachedEntry>;
+  private readonly negative: BoundedMap<NotFoundEntry>;
   /** The store's version the entries were read under; null: nothing is held. */
   private version: number | null = null;
   private readonly maxAgeMs: number;
   private readonly negativeTtlMs: number;
+  /** One string per distinct organization, user and project id, shared by the entries that name it. */
+  private readonly ids = new Map<string, string>();
 
   constructor(
     private readonly store: VersionedStore,
@@ -194,9 +220,9 @@ export class VerificationCache {
 
   /** The key read under the current version, NOT_FOUND, or undefined (read the store). Call open() first. */
   get(cacheKey: string): CachedKey | typeof NOT_FOUND | undefined {
-    const slot = this.positive.get(cacheKey);
-    if (slot !== undefined) {
-      if (this.maxAgeMs === Number.POSITIVE_INFINITY || this.monotonicNow() - slot.at <= this.maxAgeMs) return slot.value;
+    const entry = this.positive.get(cacheKey);
+    if (entry !== undefined) {
+      if (this.maxAgeMs === Number.POSITIVE_INFINITY || this.monotonicNow() - entry.at <= this.maxAgeMs) return entry;
       this.positive.delete(cacheKey);
       return undefined;
     }
@@ -216,21 +242,32 @@ export class VerificationCache {
   fill(version: number, cacheKey: string, key: VerifiableKey | null, at: number): void {
     if (this.version !== version) return;
     if (key === null) {
-      this.negative.set(cacheKey, true, NEGATIVE_OVERHEAD + stringBytes(cacheKey), at);
+      this.negative.set(cacheKey, new NotFoundEntry(NEGATIVE_OVERHEAD + CACHE_KEY_BYTES, at));
       return;
     }
-    // Only the fields a verification reads, in a fresh object: not the hash, not the store's row.
-    const cached: CachedKey = {
-      id: key.id,
-      organization_id: key.organization_id,
-      user_id: key.user_id,
-      project_id: key.project_id,
-      key_prefix: key.key_prefix,
-      scopes: key.scopes,
-      expires_at: key.expires_at,
-      revoked_at: key.revoked_at,
+    let bytes = ENTRY_OVERHEAD + CACHE_KEY_BYTES + stringBytes(key.id) + stringBytes(key.expires_at) + stringBytes(key.revoked_at);
+    const intern = (id: string): string => {
+      const known = this.ids.get(id);
+      if (known !== undefined) return known;
+      if (this.ids.size >= INTERNED_IDS_MAX) this.ids.clear();
+      this.ids.set(id, id);
+      bytes += stringBytes(id);
+      return id;
     };
+    // Only the fields a verification reads, in an entry of its own: not the hash, not the store's row.
+    const entry = new CachedEntry(
+      key.id,
+      intern(key.organization_id),
+      intern(key.user_id),
+      key.project_id === null ? null : intern(key.project_id),
+      // Scope lists are shared between rows by the store (sqlite-rows.ts); counted whole all the same.
+      key.scopes,
+      key.expires_at,
+      key.revoked_at,
+      bytes + 16 + 8 * key.scopes.length + key.scopes.reduce((sum, scope) => sum + stringBytes(scope), 0),
+      at,
+    );
     this.negative.delete(cacheKey);
-    this.positive.set(cacheKey, cached, keyBytes(cacheKey, cached), at);
+    this.positive.set(cacheKey, entry);
   }
 }

@@ -59,7 +59,7 @@ export async function verifyToken(
     cacheKey = cacheKeyOf(hash);
     const cached = cache!.get(cacheKey);
     if (cached === NOT_FOUND) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
-    if (cached !== undefined) return answer(ctx, recordUse, cached, required, options);
+    if (cached !== undefined) return answer(ctx, recordUse, cached, parsed.keyPrefix, required, options);
     readAt = cache!.now();
   }
 
@@ -75,24 +75,40 @@ export async function verifyToken(
     return { valid: false, code: "not_found", ...UNKNOWN_KEY };
   }
   if (version !== null) cache!.fill(version, cacheKey, row, readAt);
-  return answer(ctx, recordUse, row, required, options);
+  return answer(ctx, recordUse, row, parsed.keyPrefix, required, options);
 }
 
-/** Status at the service's clock, required scopes, last use: the same on a hit as after a store read. */
-async function answer(ctx: ServiceContext, recordUse: RecordUse, row: CachedKey, required: readonly string[], options: VerifyOptions): Promise<VerifyResult> {
+/**
+ * Status at the service's clock, required scopes, last use: the same on a hit as after a store
+ * read. Synchronous unless the recorder writes at once: a hit then resolves verifyToken's own
+ * promise, with no other promise in between.
+ */
+function answer(
+  ctx: ServiceContext,
+  recordUse: RecordUse,
+  row: CachedKey,
+  keyPrefix: string,
+  required: readonly string[],
+  options: VerifyOptions,
+): VerifyResult | Promise<VerifyResult> {
   const now = toInstant(ctx.clock());
   const status = keyStatusAt(row, now);
   // Exact names: `admin` implies nothing to the operator's own services (VerifyOptions).
   const code: VerifyCode = status !== "active" ? status : required.every((scope) => row.scopes.includes(scope)) ? "valid" : "insufficient_scope";
   if (code === "valid") {
     const queued = recordUse(row.id, { at: now, ip: options.ip ?? null, userAgent: options.userAgent ?? null });
-    if (queued !== undefined) await queued;
+    if (queued !== undefined) return queued.then(() => result(row, keyPrefix, code));
   }
+  return result(row, keyPrefix, code);
+}
+
+/** The row was found by the token's prefix (or cached under the token's hash): the prefix is the token's. */
+function result(row: CachedKey, keyPrefix: string, code: VerifyCode): VerifyResult {
   return {
     valid: code === "valid",
     code,
     key_id: row.id,
-    key_prefix: row.key_prefix,
+    key_prefix: keyPrefix,
     user_id: row.user_id,
     organization_id: row.organization_id,
     project_id: row.project_id,

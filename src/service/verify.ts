@@ -34,7 +34,8 @@ const servicesByStore = new WeakMap<KeyStore, Map<string, KeyService>>();
 function serviceFor(store: KeyStore, pepper: string | undefined, keyBrand: string): KeyService {
   let services = servicesByStore.get(store);
   if (!services) servicesByStore.set(store, (services = new Map()));
-  const settings = JSON.stringify([pepper ?? null, keyBrand]);
+  // A brand is [a-z0-9] only (BRAND_PATTERN), so a space tells it from whatever the pepper holds.
+  const settings = pepper === undefined ? keyBrand : `${keyBrand} ${pepper}`;
   let service = services.get(settings);
   if (!service) {
     // Last use batched per store (defaultUseRecorder), not one disk sync per call.

@@ -21,11 +21,18 @@ export function isStorableInstant(ms: number): boolean {
   return Number.isInteger(ms) && ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS;
 }
 
+/** The last instant formatted: verification asks for "now" once per call, many calls per millisecond. */
+let lastMs = Number.NaN;
+let lastInstant: Instant = "";
+
 /** The canonical form of an instant. Callers check user-given instants first; anything else here is a bug. */
 export function toInstant(at: Date | number): Instant {
   const ms = typeof at === "number" ? at : at.getTime();
+  if (ms === lastMs) return lastInstant;
   if (!isStorableInstant(ms)) throw new RangeError(`instant out of range 0000-01-01T00:00:00Z..${MAX_INSTANT_TEXT}: ${ms}`);
-  return new Date(ms).toISOString();
+  lastInstant = new Date(ms).toISOString();
+  lastMs = ms;
+  return lastInstant;
 }
 
 /** The lifetime columns of a key that its status depends on. */

@@ -389,6 +389,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
+    this.keyChanges.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -69,7 +69,7 @@ describe("config parsers share the service's rules", () => {
 
   it("--verify-cache-entries (0 turns the cache off) and --verify-cache-bytes: defaults, and bad values refused in one line", () => {
     const base = { db: ":memory:", user: "a" };
-    expect(resolveConfig(base, {}).verificationCache).toEqual({ maxEntries: 100_000, maxBytes: 33_554_432 });
+    expect(resolveConfig(base, {}).verificationCache).toEqual({ maxEntries: 100_000, maxBytes: 50_331_648 });
     expect(resolveConfig({ ...base, verifyCacheEntries: "0" }, {}).verificationCache).toBe(false);
     expect(resolveConfig({ ...base, verifyCacheEntries: " 500 ", verifyCacheBytes: "1048576" }, {}).verificationCache).toEqual({ maxEntries: 500, maxBytes: 1_048_576 });
     expect(() => resolveConfig({ ...base, verifyCacheEntries: "-1" }, {})).toThrow(

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { BASE62_ALPHABET, encodeBase62Fixed } from "../../src/keys/base62.js";
 import { createTokenHasher, hashesEqual } from "../../src/keys/hash.js";
 import { newApiKeyId, newOrganizationId, newProjectId, newUserId } from "../../src/keys/ids.js";
-import { checksumOf, generateToken, parseToken } from "../../src/keys/token.js";
+import { checksumOf, generateToken, parseToken, TOKEN_PATTERN } from "../../src/keys/token.js";
 
 const TOKEN_SHAPE = /^kw_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}$/;
 const brandArb = fc.stringMatching(/^[a-z0-9]{1,16}$/);
@@ -93,6 +93,37 @@ describe("parseToken (property tests)", () => {
     expect(parseToken(token.slice(0, -1), "acme")).toBeNull();
     expect(parseToken(`${token}A`, "acme")).toBeNull();
     expect(parseToken(` ${token}`, "acme")).toBeNull();
+  });
+});
+
+describe("parseToken against the format's definition (TOKEN_PATTERN)", () => {
+  /** What parseToken must answer, from the pattern and the checksum, as it was written before the hand parser. */
+  const byPattern = (token: string, brand?: string) => {
+    const match = TOKEN_PATTERN.exec(token);
+    if (!match || (brand !== undefined && match[1] !== brand) || checksumOf(token.slice(0, -6)) !== match[4]) return null;
+    return { brand: match[1], publicId: match[2], keyPrefix: `${match[1]}_${match[2]}` };
+  };
+  // Strings near the format: generated tokens with a character replaced, inserted or removed,
+  // including characters just outside each class ('/', ':', '@', '[', '`', '{', non-ASCII).
+  // Half of them get the checksum of their edited body, so that only the shape decides.
+  const nearArb = fc
+    .tuple(brandArb, fc.nat(80), fc.constantFrom("replace", "insert", "remove", "none"), fc.constantFrom("_", "/", ":", "@", "[", "`", "{", "A", "a", "0", "é", "\u0000"), fc.boolean())
+    .map(([brand, at, edit, char, rechecksum]) => {
+      const { token } = generateToken(brand);
+      const i = at % (token.length + 1);
+      const edited =
+        edit === "replace" ? token.slice(0, i) + char + token.slice(i + 1) : edit === "insert" ? token.slice(0, i) + char + token.slice(i) : edit === "remove" ? token.slice(0, i) + token.slice(i + 1) : token;
+      return rechecksum && edited.length > 6 ? edited.slice(0, -6) + checksumOf(edited.slice(0, -6)) : edited;
+    });
+
+  it("answers as the pattern and the checksum do, with and without an expected brand", () => {
+    fc.assert(
+      fc.property(nearArb, fc.option(brandArb, { nil: undefined }), (token, brand) => {
+        expect(parseToken(token, brand)).toEqual(byPattern(token, brand));
+        expect(parseToken(token)).toEqual(byPattern(token));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

@@ -235,3 +235,44 @@ describe("CoalescingUseRecorder, chunked", () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe("CoalescingUseRecorder, to the minute", () => {
+  const lastUse = async (id: string) => {
+    const row = await harness.store.getKeyById(id);
+    return [row?.last_used_at, row?.last_used_ip, row?.last_used_user_agent];
+  };
+
+  it("records a key's use when its last recorded one is a minute older or came from another address or user agent", async () => {
+    const [id] = insertKeys(harness.store, harness.principal.userId, harness.principal.organizationId, 1);
+    const recorder = new CoalescingUseRecorder(harness.store, { intervalMs: 60_000 });
+    const use = (at: string, ip: string, userAgent: string | null = "gw/1") => recorder.record(id!, { at, ip, userAgent });
+
+    await use("2026-06-01T12:00:00.000Z", "10.0.0.1");
+    await use("2026-06-01T12:00:59.999Z", "10.0.0.1"); // the same origin within the minute: nothing
+    await recorder.flush();
+    expect(await lastUse(id!)).toEqual(["2026-06-01T12:00:00.000Z", "10.0.0.1", "gw/1"]);
+
+    await use("2026-06-01T12:00:30.000Z", "10.0.0.2"); // another address: recorded
+    await recorder.flush();
+    expect(await lastUse(id!)).toEqual(["2026-06-01T12:00:30.000Z", "10.0.0.2", "gw/1"]);
+
+    await use("2026-06-01T12:00:40.000Z", "10.0.0.2", "gw/2"); // another user agent: recorded
+    await use("2026-06-01T12:01:39.999Z", "10.0.0.2", "gw/2"); // within its minute: nothing
+    await recorder.flush();
+    expect(await lastUse(id!)).toEqual(["2026-06-01T12:00:40.000Z", "10.0.0.2", "gw/2"]);
+
+    await use("2026-06-01T12:01:40.000Z", "10.0.0.2", "gw/2"); // a minute later: recorded
+    await recorder.close();
+    expect(await lastUse(id!)).toEqual(["2026-06-01T12:01:40.000Z", "10.0.0.2", "gw/2"]);
+  });
+
+  it("records every use (coalesced per flush) with resolutionMs 0", async () => {
+    const [id] = insertKeys(harness.store, harness.principal.userId, harness.principal.organizationId, 1);
+    const recorder = new CoalescingUseRecorder(harness.store, { intervalMs: 60_000, resolutionMs: 0 });
+    await recorder.record(id!, { at: "2026-06-01T12:00:00.000Z", ip: "10.0.0.1", userAgent: null });
+    await recorder.flush();
+    await recorder.record(id!, { at: "2026-06-01T12:00:00.001Z", ip: "10.0.0.1", userAgent: null });
+    await recorder.close();
+    expect(await lastUse(id!)).toEqual(["2026-06-01T12:00:00.001Z", "10.0.0.1", null]);
+  });
+});
