@@ -196,6 +196,18 @@ export function residentBytes(pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 
+/**
+ * CPU time (user + system, every thread) a process has used, in seconds: fields 14 and 15 of
+ * /proc/PID/stat (proc(5)), in clock ticks of 1/100 s (CLK_TCK on Linux).
+ * @param {number} pid
+ */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // After the command name, which is in parentheses and may hold spaces: field 3 onwards.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Spawns a server process and resolves with the first JSON object it prints that has a `url` (stdout or stderr). */
 export function spawnServer(args, env = cleanEnv()) {
   return new Promise((resolve, reject) => {
