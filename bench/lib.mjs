@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: statistics, temp dirs, spawning the built binary (its path
 // and environment are the tests' own, test/helpers/child.mjs).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanEnv, CLI, ROOT, runCli } from "../test/helpers/child.mjs";
@@ -112,10 +112,100 @@ export async function bulkLoad(path, count, { users = 1000, sampleSize = 20_000 
   return sample;
 }
 
+export const MILLION = 1_000_000;
+
+/** @type {Promise<{ path: string, tokens: string[], tokensFile: string }> | undefined} */
+let million;
+
+/**
+ * The 1,000,000-key database of the 1M rows (verify-1m, verify-memory, scale), bulk-loaded once
+ * per run (about a minute) and shared; rows take a copy (copyOfMillionKeys). Every token, in key
+ * order, is also written one per line to `tokensFile`, for child processes.
+ */
+export function millionKeys() {
+  million ??= (async () => {
+    const { dir, cleanup } = tempDir("keywarden-bench-1m-");
+    process.once("exit", cleanup);
+    const path = join(dir, "1m.db");
+    const tokens = await bulkLoad(path, MILLION, { users: 1000, sampleSize: MILLION });
+    const tokensFile = join(dir, "tokens.txt");
+    writeFileSync(tokensFile, `${tokens.join("\n")}\n`);
+    return { path, tokens, tokensFile };
+  })();
+  return million;
+}
+
+/**
+ * A private copy of the 1M database at `path`, so that one row's last-use writes change no other
+ * row's figures (scale reports bytes on disk). bulkLoad checkpointed and closed it: the file is
+ * whole, without -wal. Returns every token.
+ * @param {string} path
+ */
+export async function copyOfMillionKeys(path) {
+  const shared = await millionKeys();
+  copyFileSync(shared.path, path);
+  return shared.tokens;
+}
+
+/**
+ * Zipf(s) over ranks 0..n-1, rank k drawn with probability (1/(k+1)^s) / H: the cumulative
+ * weights computed once, then a binary search per draw. Takes a uniform number in [0, 1).
+ * @param {number} n
+ * @param {number} [s]
+ * @returns {(uniform: number) => number}
+ */
+export function zipfSampler(n, s = 1) {
+  const cumulative = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) cumulative[k] = total += (k + 1) ** -s;
+  return (uniform) => {
+    const target = uniform * total;
+    let low = 0;
+    let high = n - 1;
+    // The first rank whose cumulative weight exceeds the target.
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (/** @type {number} */ (cumulative[mid]) <= target) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  };
+}
+
+/**
+ * 0..n-1 in a seeded random order (Fisher-Yates): which key holds which Zipf rank, so that the
+ * popular keys are not the oldest ones (nor neighbours in the index).
+ * @param {number} n
+ * @param {() => number} random
+ */
+export function shuffledIndices(n, random) {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const held = /** @type {number} */ (order[i]);
+    order[i] = /** @type {number} */ (order[j]);
+    order[j] = held;
+  }
+  return order;
+}
+
 /** Resident set size of a process, in bytes, from /proc. */
 export function residentBytes(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+}
+
+/**
+ * CPU time (user + system, every thread) a process has used, in seconds: fields 14 and 15 of
+ * /proc/PID/stat (proc(5)), in clock ticks of 1/100 s (CLK_TCK on Linux).
+ * @param {number} pid
+ */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // After the command name, which is in parentheses and may hold spaces: field 3 onwards.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Spawns a server process and resolves with the first JSON object it prints that has a `url` (stdout or stderr). */

@@ -9,11 +9,15 @@ import { scale } from "./scale.mjs";
 import { toolCalls } from "./tool-calls.mjs";
 import { verifyHttp } from "./verify-http.mjs";
 import { verifyInProcess } from "./verify-inprocess.mjs";
+import { verifyMemory } from "./verify-memory.mjs";
+import { verifyMillion } from "./verify-1m.mjs";
 import { verifyPostgres } from "./verify-postgres.mjs";
 import { fmt, ROOT } from "./lib.mjs";
 
 const ROWS = {
   "verify-inprocess": verifyInProcess,
+  "verify-1m": verifyMillion,
+  "verify-memory": verifyMemory,
   "verify-http": verifyHttp,
   "verify-postgres": verifyPostgres,
   "tool-calls": toolCalls,

@@ -35,9 +35,11 @@ export function createVerifyFastPath(options: {
     const origin: RequestOrigin = { transport: "http", clientAddress: req.socket.remoteAddress ?? "unknown", userAgent: req.headers["user-agent"] ?? null };
     const authentication = await pipeline.authenticate(req, origin, VERIFY_PATH, undefined);
     if (!authentication.ok) return writeRefusal(res, VERIFY_PATH, authentication.refusal);
-    const denial = await pipeline.authorize(authentication.principal, VERIFY_ENDPOINT_SCOPES, VERIFY_PATH);
-    if (denial) return writeRefusal(res, VERIFY_PATH, denial);
-    const text = await readBody(req, res);
+    const denial = pipeline.authorize(authentication.principal, VERIFY_ENDPOINT_SCOPES, VERIFY_PATH);
+    if (denial !== null) return writeRefusal(res, VERIFY_PATH, await denial);
+    // Awaited only when the body is still arriving (readBody).
+    const read = readBody(req, res);
+    const text = typeof read === "string" || read === null ? read : await read;
     if (text === null) return;
     const parsed = parseJsonBody(text);
     if ("status" in parsed) return writeRefusal(res, VERIFY_PATH, parsed);

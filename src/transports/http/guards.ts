@@ -11,6 +11,7 @@ import { isOAuthPath } from "./oauth-discovery.js";
 const LOOPBACK_HOSTNAMES = ["localhost", "127.0.0.1", "[::1]"];
 /** Headers a request may carry once at most (lower case). */
 const SINGLE_VALUE_HEADERS = new Set(["host", "authorization", "mcp-session-id", "content-type"]);
+const SINGLE_VALUE_HEADER_LENGTHS = new Set([...SINGLE_VALUE_HEADERS].map((name) => name.length));
 
 /** What a browser page on an allowed origin may send, and may read of the answer (CORS). */
 const CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID";
@@ -38,7 +39,11 @@ export interface RequestFacts {
 export function headerCountGuard(rawHeaders: readonly string[], httpVersion: string | undefined): Refusal | null {
   let seen: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
+    const raw = rawHeaders[i]!;
+    // Every request runs this over all its headers: only a name of one of these lengths can be
+    // one of them, so most are passed over without a lower-cased copy.
+    if (!SINGLE_VALUE_HEADER_LENGTHS.has(raw.length)) continue;
+    const name = raw.toLowerCase();
     if (!SINGLE_VALUE_HEADERS.has(name)) continue;
     if (seen?.includes(name)) return refusal(400, "bad_request", `Bad Request: the ${name} header appears more than once`);
     (seen ??= []).push(name);

@@ -6,18 +6,31 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 export interface RequestLogger {
   debug(object: Record<string, unknown>, message: string): void;
   error(object: Record<string, unknown>, message: string): void;
+  /** pino's: when it says debug is off, a request costs no timer read, closure or log object. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export class RequestLog {
   /** Requests in progress other than GET (a stream or a health check: nothing to wait for). */
   inFlight = 0;
 
+  /** Built once: the close listener of a counted request when there is no debug line to write. */
+  private readonly uncount = (): void => {
+    this.inFlight -= 1;
+  };
+
   constructor(private readonly logger: RequestLogger) {}
 
   start(req: IncomingMessage, res: ServerResponse, path: string, ip: string | undefined): void {
-    const started = performance.now();
     const counted = req.method !== "GET";
     if (counted) this.inFlight += 1;
+    // Asked per request, as pino's level may be changed at run time.
+    if (this.logger.isLevelEnabled?.("debug") === false) {
+      // 'close' is emitted once per response, so `on` needs no once-wrapper.
+      if (counted) res.on("close", this.uncount);
+      return;
+    }
+    const started = performance.now();
     res.once("close", () => {
       if (counted) this.inFlight -= 1;
       this.logger.debug({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started), ip }, "http request");

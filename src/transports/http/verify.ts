@@ -61,17 +61,24 @@ export function parseJsonBody(text: string): { body: unknown } | Refusal {
   return body !== null && typeof body === "object" ? { body } : PARSE_ERROR;
 }
 
-/** The body as text, or null once the 413 has been sent (declared or counted over MAX_BODY_BYTES). */
-export function readBody(req: IncomingMessage, res: ServerResponse): Promise<string | null> {
+/**
+ * The body as text, or null once the 413 has been sent (declared or counted over MAX_BODY_BYTES).
+ * A string, not a promise, when the whole body is already buffered: a gateway's small body
+ * usually arrives with its headers, and Node's parser has queued all of it (Content-Length bytes,
+ * exactly: RFC 9112 section 6.3) by the time the caller's key is judged.
+ */
+export function readBody(req: IncomingMessage, res: ServerResponse): string | null | Promise<string | null> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return refuseBody(req, res);
+  // Chunked bodies and bodies still on the wire take the listeners below.
+  if (req.headers["content-length"] !== undefined && req.readableLength === declared && req.readableFlowing !== true) {
+    if (declared === 0) return "";
+    // read() with no size hands over everything buffered as one Buffer, and marks the request
+    // consumed (Node reads on to its end rather than dumping it).
+    return (req.read() as Buffer).toString("utf8");
+  }
   return new Promise((resolve, reject) => {
-    const refuse = () => {
-      writeRefusal(res, VERIFY_PATH, PAYLOAD_TOO_LARGE);
-      req.removeAllListeners("data");
-      req.resume();
-      resolve(null);
-    };
-    const declared = Number(req.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return refuse();
+    const refuse = () => resolve(refuseBody(req, res));
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (chunk: Buffer) => {
@@ -82,4 +89,12 @@ export function readBody(req: IncomingMessage, res: ServerResponse): Promise<str
     req.once("end", () => resolve(size > MAX_BODY_BYTES ? null : chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
     req.once("error", reject);
   });
+}
+
+/** The 413, with the rest of the body discarded. */
+function refuseBody(req: IncomingMessage, res: ServerResponse): null {
+  writeRefusal(res, VERIFY_PATH, PAYLOAD_TOO_LARGE);
+  req.removeAllListeners("data");
+  req.resume();
+  return null;
 }

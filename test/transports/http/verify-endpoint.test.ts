@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateToken } from "../../../src/keys/token.js";
 import type { CreatedApiKey } from "../../../src/service/types.js";
@@ -231,6 +232,65 @@ describe("POST /v1/keys/verify, per status, on the fast path and through Express
     expect(after.length - before).toBe(2);
     expect(after[0]!.detail).toMatchObject({ endpoint: "/v1/keys/verify", needed_scopes: ["keys:verify", "admin"] });
   });
+});
+
+/**
+ * A POST with Content-Length, as gateways send it (node:http's client sends a body written
+ * before end() chunked): in one write with its headers, or the body `delayMs` after them.
+ * Answers the status and body of the response.
+ */
+function postWithLength(port: number, path: string, headers: Record<string, string>, body: string, delayMs: number | null): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const head = [`POST ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `Content-Length: ${Buffer.byteLength(body)}`, "Connection: close", "", ""].join("\r\n");
+    const socket = connect(port, "127.0.0.1", () => {
+      if (delayMs === null) socket.write(head + body);
+      else {
+        socket.write(head);
+        setTimeout(() => socket.write(body), delayMs);
+      }
+    });
+    let raw = "";
+    socket.on("data", (chunk: Buffer) => (raw += chunk.toString("utf8")));
+    socket.on("end", () => {
+      const [status, text] = [Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1]), raw.slice(raw.indexOf("\r\n\r\n") + 4)];
+      resolve({ status, body: text });
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("POST /v1/keys/verify with a Content-Length body, whole or still arriving, on both paths", () => {
+  let server: InProcessServer;
+  let gateway: CreatedApiKey;
+  let checked: CreatedApiKey;
+
+  beforeAll(async () => {
+    server = await startInProcess();
+    gateway = await server.mint("gateway", ["keys:verify"], "ops");
+    checked = await server.mint("checked", ["orders:read"], "alice");
+  });
+  afterAll(() => server.close());
+
+  const bodies = () => [
+    { body: JSON.stringify({ key: checked.key }), status: 200, valid: true },
+    { body: JSON.stringify({ key: checked.key, required_scopes: ["orders:write"] }), status: 200, valid: false },
+    { body: "", status: 400 },
+    { body: '{"key": ', status: 400 },
+    { body: `{"key": "${"é".repeat(20)}"}`, status: 200, valid: false },
+  ];
+
+  for (const delayMs of [null, 30]) {
+    it(delayMs === null ? "the body in the same write as the headers" : "the body 30 ms after the headers", async () => {
+      for (const { body, status, valid } of bodies()) {
+        const headers = { "Content-Type": "application/json", Authorization: `Bearer ${gateway.key}` };
+        const fast = await postWithLength(server.server.port, VIAS.fast, headers, body, delayMs);
+        const express = await postWithLength(server.server.port, VIAS.express, headers, body, delayMs);
+        expect(fast.status, body).toBe(status);
+        expect(fast.body, body).toBe(express.body);
+        if (valid !== undefined) expect((JSON.parse(fast.body) as { valid: boolean }).valid, body).toBe(valid);
+      }
+    });
+  }
 });
 
 describe("POST /v1/keys/verify, the statuses of a failing server or address, on both paths", () => {
