@@ -1,4 +1,3 @@
-import { MAX_INSTANT_MS, toInstant } from "../store/instants.js";
 import type { KeyStore, KeyUse } from "../store/types.js";
 import { FlushSchedule } from "./flush-schedule.js";
 import type { KeyUseRecorder } from "./types.js";
@@ -13,23 +12,6 @@ export interface CoalescingUseRecorderOptions {
   chunkSize?: number;
   /** A failed write: its uses stay pending and are tried again at the next flush. */
   onError?: (error: unknown) => void;
-  /**
-   * Last use is kept to this resolution (README, "Verification cache"): a use is recorded when the
-   * key's last recorded use is at least this much older, or came from another address or user
-   * agent; 0 records every use (still coalesced per interval).
-   */
-  resolutionMs?: number;
-}
-
-export const DEFAULT_LAST_USE_RESOLUTION_MS = 60_000;
-/** Keys whose last recorded use is remembered for the resolution at most; then the memory starts again. */
-const RECORDED_KEYS_MAX = 100_000;
-
-/** The last use recorded for a key, and the instant before which a use from the same origin adds nothing. */
-interface RecordedUse {
-  readonly ip: string | null;
-  readonly userAgent: string | null;
-  readonly until: string;
 }
 
 export const DEFAULT_USE_CHUNK_SIZE = 2000;
@@ -46,13 +28,6 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
   private readonly pending = new Map<string, KeyUse>();
   private readonly chunkSize: number;
   private readonly schedule: FlushSchedule;
-  private readonly resolutionMs: number;
-  /**
-   * Per key, the last use recorded (queued), bounded by RECORDED_KEYS_MAX. Without it a gateway
-   * verifying 100,000 keys in turn writes each of them every second: measured 3.2-4.0 µs a key,
-   * about as much as a cached verification (bench/, "verify in process").
-   */
-  private readonly recorded = new Map<string, RecordedUse>();
 
   constructor(
     private readonly store: KeyStore,
@@ -60,22 +35,10 @@ export class CoalescingUseRecorder implements KeyUseRecorder {
   ) {
     this.chunkSize = Math.max(1, Math.floor(options.chunkSize ?? DEFAULT_USE_CHUNK_SIZE));
     this.schedule = new FlushSchedule(options.intervalMs ?? 1000, () => this.flush(), options.onError ?? (() => undefined));
-    this.resolutionMs = Math.max(0, options.resolutionMs ?? DEFAULT_LAST_USE_RESOLUTION_MS);
   }
 
-  /**
-   * Queues the use and returns nothing (verification awaits nothing); after close, writes it at
-   * once. A use within the resolution of the last one recorded for the key, from the same address
-   * and user agent, is not recorded.
-   */
+  /** Queues the use and returns nothing (verification awaits nothing); after close, writes it at once. */
   record(keyId: string, use: KeyUse): Promise<void> | void {
-    if (this.resolutionMs > 0) {
-      const last = this.recorded.get(keyId);
-      // Instants are fixed-width text: text order is time order (src/store/instants.ts).
-      if (last !== undefined && use.at < last.until && last.ip === use.ip && last.userAgent === use.userAgent) return;
-      if (this.recorded.size >= RECORDED_KEYS_MAX) this.recorded.clear();
-      this.recorded.set(keyId, { ip: use.ip, userAgent: use.userAgent, until: toInstant(Math.min(Date.parse(use.at) + this.resolutionMs, MAX_INSTANT_MS)) });
-    }
     if (this.schedule.closed) return this.store.recordKeyUse(keyId, use);
     this.keepLatest(keyId, use);
     this.schedule.schedule();

@@ -10,7 +10,15 @@ export interface VerificationCacheOptions {
   maxEntries?: number;
   /** Estimated bytes held at most (`--verify-cache-bytes`). */
   maxBytes?: number;
+  /**
+   * Last use of a key held here is kept to this resolution (README, "Verification cache"): a use
+   * is recorded when the last one recorded through this cache for the key is at least this much
+   * older, or came from another address or user agent; 0 records every use.
+   */
+  lastUseResolutionMs?: number;
 }
+
+export const DEFAULT_LAST_USE_RESOLUTION_MS = 60_000;
 
 export const DEFAULT_VERIFY_CACHE_ENTRIES = 100_000;
 export const DEFAULT_VERIFY_CACHE_BYTES = 48 * 1024 * 1024;
@@ -55,11 +63,18 @@ interface Held {
   readonly at: number;
   /** Hit since eviction last passed it over (second chance). */
   used: boolean;
+  /** Where BoundedMap holds it. */
+  slot: number;
 }
 
 /** A positive entry: the fields a verification reads, and Held's. One shape for all, so V8 keeps its accesses monomorphic. */
-class CachedEntry implements CachedKey, Held {
+export class CachedEntry implements CachedKey, Held {
   used = false;
+  slot = -1;
+  /** The last use recorded through this entry: until when (epoch ms) a use from the same origin adds nothing; -1: none yet. */
+  useUntilMs = -1;
+  useIp: string | null = null;
+  useUserAgent: string | null = null;
   constructor(
     readonly id: string,
     readonly organization_id: string,
@@ -75,6 +90,7 @@ class CachedEntry implements CachedKey, Held {
 
 class NotFoundEntry implements Held {
   used = false;
+  slot = -1;
   constructor(
     readonly bytes: number,
     readonly at: number,
@@ -82,12 +98,20 @@ class NotFoundEntry implements Held {
 }
 
 /**
- * A Map bounded by entries and estimated bytes, evicting in insertion order with a second chance
- * for entries hit since (CLOCK, an approximation of least recently used): a hit only sets a flag,
- * where lru-cache relinks its list (a lookup of 100,000 keys measured 110 ns here, 168 ns there).
+ * A Map bounded by entries and estimated bytes, evicting by CLOCK (second chance, an approximation
+ * of least recently used): entries sit in slots that a hand sweeps; a hit only sets a flag, where
+ * lru-cache relinks its list (a lookup of 100,000 keys measured 110 ns here, 168 ns there). The
+ * hand is an index, never an iteration of the Map: V8's Map keeps deleted entries as holes until it
+ * rehashes, so taking "the oldest" from its start scanned ever more of them (the 1M-key uniform
+ * bench row ran at 0.16x its floor).
  */
 class BoundedMap<V extends Held> {
   private readonly entries = new Map<string, V>();
+  /** By slot: the key and the entry held there, or undefined for a free slot. */
+  private readonly keys: (string | undefined)[] = [];
+  private readonly values: (V | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+  private hand = 0;
   private totalBytes = 0;
 
   constructor(
@@ -111,44 +135,63 @@ class BoundedMap<V extends Held> {
 
   delete(key: string): void {
     const entry = this.entries.get(key);
-    if (entry === undefined) return;
-    this.entries.delete(key);
-    this.totalBytes -= entry.bytes;
+    if (entry !== undefined) this.free(entry.slot);
   }
 
   set(key: string, entry: V): void {
     if (this.maxEntries < 1 || entry.bytes > this.maxBytes) return;
     this.delete(key);
+    while (this.entries.size > 0 && (this.entries.size >= this.maxEntries || this.totalBytes + entry.bytes > this.maxBytes)) this.evictOne();
+    const slot = this.freeSlots.pop() ?? this.keys.length;
+    this.keys[slot] = key;
+    this.values[slot] = entry;
+    entry.slot = slot;
     this.entries.set(key, entry);
     this.totalBytes += entry.bytes;
-    // Each entry moves to the back at most once per hit, so eviction is amortised O(1).
-    while (this.entries.size > this.maxEntries || this.totalBytes > this.maxBytes) {
-      const [oldestKey, oldest] = this.entries.entries().next().value as [string, V];
-      this.entries.delete(oldestKey);
-      if (oldest.used && oldestKey !== key) {
-        oldest.used = false;
-        this.entries.set(oldestKey, oldest);
-      } else {
-        this.totalBytes -= oldest.bytes;
-      }
-    }
   }
 
   clear(): void {
     this.entries.clear();
+    this.keys.length = 0;
+    this.values.length = 0;
+    this.freeSlots.length = 0;
+    this.hand = 0;
     this.totalBytes = 0;
+  }
+
+  /** Frees the first entry at or after the hand not hit since the hand last passed it, clearing the flags it passes. */
+  private evictOne(): void {
+    for (;;) {
+      if (this.hand >= this.values.length) this.hand = 0;
+      const entry = this.values[this.hand];
+      if (entry !== undefined && !entry.used) {
+        this.free(this.hand++);
+        return;
+      }
+      if (entry !== undefined) entry.used = false;
+      this.hand++;
+    }
+  }
+
+  private free(slot: number): void {
+    const entry = this.values[slot]!;
+    this.entries.delete(this.keys[slot]!);
+    this.keys[slot] = undefined;
+    this.values[slot] = undefined;
+    this.freeSlots.push(slot);
+    this.totalBytes -= entry.bytes;
   }
 }
 
 /**
  * Bytes an entry keeps alive on a 64-bit V8, estimated from its parts: a one-byte string is a
  * 16-byte header plus its characters, rounded up to 8 (ids and instants are ASCII); the Map's
- * entry with its share of a table that grows by doubling, the entry object and its time, about 150
+ * entry with its share of a table that grows by doubling, its slot, the entry object, its times, about 215
  * (calibrate with bench/verify-memory.mjs). Organization, user and project ids are interned: keys
  * share them, so they are counted once, when first held, and the pool has its own bound.
  */
-const ENTRY_OVERHEAD = 150;
-const NEGATIVE_OVERHEAD = 100;
+const ENTRY_OVERHEAD = 215;
+const NEGATIVE_OVERHEAD = 125;
 /** Distinct organization, user and project ids held for sharing at most; then the pool starts again. */
 const INTERNED_IDS_MAX = 65_536;
 
@@ -175,6 +218,7 @@ export class VerificationCache {
   private readonly negativeTtlMs: number;
   /** One string per distinct organization, user and project id, shared by the entries that name it. */
   private readonly ids = new Map<string, string>();
+  private readonly lastUseResolutionMs: number;
 
   constructor(
     private readonly store: VersionedStore,
@@ -190,6 +234,7 @@ export class VerificationCache {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError(`verificationCache.maxBytes must be a positive integer, got ${maxBytes}`);
     this.positive = new BoundedMap(maxEntries, maxBytes);
     this.negative = new BoundedMap(Math.max(1, Math.floor(maxEntries / NEGATIVE_SHARE)), Math.max(1, Math.floor(maxBytes / NEGATIVE_SHARE)));
+    this.lastUseResolutionMs = Math.max(0, options.lastUseResolutionMs ?? DEFAULT_LAST_USE_RESOLUTION_MS);
     this.maxAgeMs = store.keyChangeMaxAgeMs ?? Number.POSITIVE_INFINITY;
     this.negativeTtlMs = Math.min(NEGATIVE_ENTRY_TTL_MS, this.maxAgeMs);
   }
@@ -219,7 +264,7 @@ export class VerificationCache {
   }
 
   /** The key read under the current version, NOT_FOUND, or undefined (read the store). Call open() first. */
-  get(cacheKey: string): CachedKey | typeof NOT_FOUND | undefined {
+  get(cacheKey: string): CachedEntry | typeof NOT_FOUND | undefined {
     const entry = this.positive.get(cacheKey);
     if (entry !== undefined) {
       if (this.maxAgeMs === Number.POSITIVE_INFINITY || this.monotonicNow() - entry.at <= this.maxAgeMs) return entry;
@@ -239,11 +284,11 @@ export class VerificationCache {
    * reports only after this read (a notification on its way) needs no second look here: it moves
    * the version, so the next open() drops this entry with the rest before anything is answered.
    */
-  fill(version: number, cacheKey: string, key: VerifiableKey | null, at: number): void {
-    if (this.version !== version) return;
+  fill(version: number, cacheKey: string, key: VerifiableKey | null, at: number): CachedEntry | null {
+    if (this.version !== version) return null;
     if (key === null) {
       this.negative.set(cacheKey, new NotFoundEntry(NEGATIVE_OVERHEAD + CACHE_KEY_BYTES, at));
-      return;
+      return null;
     }
     let bytes = ENTRY_OVERHEAD + CACHE_KEY_BYTES + stringBytes(key.id) + stringBytes(key.expires_at) + stringBytes(key.revoked_at);
     const intern = (id: string): string => {
@@ -269,5 +314,22 @@ export class VerificationCache {
     );
     this.negative.delete(cacheKey);
     this.positive.set(cacheKey, entry);
+    return entry;
+  }
+
+  /**
+   * Whether a valid use of this entry's key at `atMs` is to be recorded, noting it when it is:
+   * not when the last use recorded through the entry is less than the resolution older and came
+   * from the same address and user agent. Kept on the entry, which a hit has just read: a Map of
+   * its own cost a random memory access per verification (about 1 µs with 100,000 keys,
+   * bench/verify-inprocess.mjs). A key the cache no longer holds starts again.
+   */
+  recordsUse(entry: CachedEntry, atMs: number, ip: string | null, userAgent: string | null): boolean {
+    if (this.lastUseResolutionMs === 0) return true;
+    if (atMs < entry.useUntilMs && ip === entry.useIp && userAgent === entry.useUserAgent) return false;
+    entry.useUntilMs = atMs + this.lastUseResolutionMs;
+    entry.useIp = ip;
+    entry.useUserAgent = userAgent;
+    return true;
   }
 }

@@ -10,7 +10,7 @@ import type { ServiceContext } from "./context.js";
 import { validationError, type FieldError } from "./errors.js";
 import type { VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
 import { checkScopes, SCOPES_MAX_COUNT } from "./validation.js";
-import { cacheKeyOf, NOT_FOUND, type CachedKey, type VerificationCache } from "./verification-cache.js";
+import { cacheKeyOf, NOT_FOUND, type CachedEntry, type CachedKey, type VerificationCache } from "./verification-cache.js";
 
 const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
   key_id: null,
@@ -59,7 +59,7 @@ export async function verifyToken(
     cacheKey = cacheKeyOf(hash);
     const cached = cache!.get(cacheKey);
     if (cached === NOT_FOUND) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
-    if (cached !== undefined) return answer(ctx, recordUse, cached, parsed.keyPrefix, required, options);
+    if (cached !== undefined) return answer(ctx, recordUse, cached, parsed.keyPrefix, required, options, cache!, cached);
     readAt = cache!.now();
   }
 
@@ -74,8 +74,8 @@ export async function verifyToken(
     if (version !== null) cache!.fill(version, cacheKey, null, readAt);
     return { valid: false, code: "not_found", ...UNKNOWN_KEY };
   }
-  if (version !== null) cache!.fill(version, cacheKey, row, readAt);
-  return answer(ctx, recordUse, row, parsed.keyPrefix, required, options);
+  const held = version === null ? null : cache!.fill(version, cacheKey, row, readAt);
+  return answer(ctx, recordUse, row, parsed.keyPrefix, required, options, cache, held);
 }
 
 /**
@@ -90,13 +90,19 @@ function answer(
   keyPrefix: string,
   required: readonly string[],
   options: VerifyOptions,
+  cache: VerificationCache | null,
+  held: CachedEntry | null,
 ): VerifyResult | Promise<VerifyResult> {
-  const now = toInstant(ctx.clock());
+  const nowMs = ctx.clock().getTime();
+  const now = toInstant(nowMs);
   const status = keyStatusAt(row, now);
   // Exact names: `admin` implies nothing to the operator's own services (VerifyOptions).
   const code: VerifyCode = status !== "active" ? status : required.every((scope) => row.scopes.includes(scope)) ? "valid" : "insufficient_scope";
-  if (code === "valid") {
-    const queued = recordUse(row.id, { at: now, ip: options.ip ?? null, userAgent: options.userAgent ?? null });
+  const ip = options.ip ?? null;
+  const userAgent = options.userAgent ?? null;
+  // Last use to the cache's resolution for a key it holds; every use otherwise.
+  if (code === "valid" && (held === null || cache!.recordsUse(held, nowMs, ip, userAgent))) {
+    const queued = recordUse(row.id, { at: now, ip, userAgent });
     if (queued !== undefined) return queued.then(() => result(row, keyPrefix, code));
   }
   return result(row, keyPrefix, code);

@@ -116,7 +116,8 @@ describe("the verification cache", () => {
     harness.clock.advance(1);
     expect(await service.verifyApiKey(created.key)).toMatchObject({ valid: false, code: "expired", key_id: created.id });
     expect(reads()).toBe(1);
-    expect(uses).toHaveLength(2);
+    // Two valid uses from one origin within a minute: the first is recorded (last use to the minute).
+    expect(uses).toHaveLength(1);
   });
 
   describe.each([
@@ -307,3 +308,48 @@ describe("VerificationCache", () => {
     expect(cache.get(hashKey(2))).toBeUndefined();
   });
 });
+
+describe("last use through the cache, to the minute", () => {
+  it("records a held key's use when its last recorded one is a minute older or came from another address or user agent", async () => {
+    const service = cachedService();
+    const created = await harness.service.createApiKey(harness.principal, { name: "k" });
+    const verify = (ip: string, userAgent = "gw/1") => service.verifyApiKey(created.key, { ip, userAgent });
+    const recorded = () => uses.map(([, use]) => [use.at, use.ip, use.userAgent]);
+    const start = harness.clock.now().toISOString();
+
+    await verify("10.0.0.1"); // the store read: recorded
+    harness.clock.advance(59_999);
+    await verify("10.0.0.1"); // the same origin within the minute: nothing
+    await verify("10.0.0.2"); // another address: recorded
+    await verify("10.0.0.2", "gw/2"); // another user agent: recorded
+    harness.clock.advance(59_999);
+    await verify("10.0.0.2", "gw/2"); // within the minute of the last recorded: nothing
+    harness.clock.advance(1);
+    await verify("10.0.0.2", "gw/2"); // a minute after it: recorded
+    const at = (ms: number) => new Date(Date.parse(start) + ms).toISOString();
+    expect(recorded()).toEqual([
+      [at(0), "10.0.0.1", "gw/1"],
+      [at(59_999), "10.0.0.2", "gw/1"],
+      [at(59_999), "10.0.0.2", "gw/2"],
+      [at(119_999), "10.0.0.2", "gw/2"],
+    ]);
+  });
+
+  it("records every use with lastUseResolutionMs 0, and after the key left the cache", async () => {
+    const created = await harness.service.createApiKey(harness.principal, { name: "k" });
+    const everyUse = cachedService(harness.store, { lastUseResolutionMs: 0 });
+    await everyUse.verifyApiKey(created.key, { ip: "10.0.0.1" });
+    await everyUse.verifyApiKey(created.key, { ip: "10.0.0.1" });
+    expect(uses).toHaveLength(2);
+
+    const service = cachedService();
+    await service.verifyApiKey(created.key, { ip: "10.0.0.1" });
+    await service.verifyApiKey(created.key, { ip: "10.0.0.1" });
+    expect(uses).toHaveLength(3);
+    // A change of any key empties the cache: the next use is read from the store and recorded.
+    await harness.service.createApiKey(harness.principal, { name: "another" });
+    await service.verifyApiKey(created.key, { ip: "10.0.0.1" });
+    expect(uses).toHaveLength(4);
+  });
+});
+
