@@ -305,7 +305,8 @@ describe("soak", () => {
     expect(trendKb, "trend of resident memory beyond the page cache and V8's heap, over the readings (kB)").toBeLessThanOrEqual(TREND_SLACK_KB);
     expect(verifications).toBeGreaterThan(GATEWAYS * 100);
     expect(log.split("\n").filter((line) => /"level":(50|60)|MaxListeners|Unhandled/.test(line)).slice(0, 3)).toEqual([]);
-  });
+    // Longer runs (KEYWARDEN_SOAK_SECONDS) get their length plus the set-up and the readings.
+  }, Math.max(240_000, (SECONDS + 120) * 1000));
 });
 
 /** The least-squares line through the readings, as its rise (kB) from the first reading to the last. */
