@@ -34,6 +34,13 @@ export interface PostgresStoreOptions {
    * verification cache reads the store every time. watchKeyChanges, asked explicitly, still listens.
    */
   keyChangeNotifications?: boolean;
+  /**
+   * How long the verification cache may answer from a key read this long ago, whatever it heard
+   * (default PG_KEY_CACHE_MAX_AGE_MS): the bound for a change committed without a notification
+   * (a session with triggers off, `session_replication_role = replica`). A listening connection
+   * that is lost or silent is bounded by the heartbeat instead (src/store/postgres.ts).
+   */
+  keyCacheMaxAgeMs?: number;
 }
 
 /** The table that records the migrations applied, one row per version. */

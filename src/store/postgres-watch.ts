@@ -5,6 +5,11 @@ import { connectionOptions, type PostgresStoreOptions } from "./postgres-open.js
 import type { KeyChangeListener } from "./types.js";
 
 export const KEY_CHANGES_CHANNEL = "keywarden_key_changes";
+/**
+ * Payloads on KEY_CHANGES_CHANNEL that are not key ids: a store's heartbeat (PostgresKeyStore),
+ * `heartbeat:<its instance id>`. Key ids start with `key_`, so the two never meet.
+ */
+export const HEARTBEAT_PREFIX = "heartbeat:";
 /** application_name of the listening connection (pg_stat_activity shows it). */
 export const KEY_CHANGES_APPLICATION_NAME = "keywarden key changes";
 
@@ -29,18 +34,28 @@ export async function listenForKeyChanges(
   options: PostgresStoreOptions,
   onChange: KeyChangeListener,
   onListening: (listening: boolean) => void = () => undefined,
+  onHeartbeat: (payloads: string[]) => void = () => undefined,
 ): Promise<() => Promise<void>> {
   let stopped = false;
   let relistening = false;
   const changed = new Set<string>();
+  const heartbeats: string[] = [];
   let deliveryQueued = false;
 
   // Delivered on a turn of its own: a throwing onChange cannot break the connection's reading.
+  // Heartbeats after the changes that arrived with them: PostgreSQL delivers notifications in
+  // commit order, so a heartbeat heard means every change committed before it is known.
   const deliver = (): void => {
     deliveryQueued = false;
     const ids = [...changed];
     changed.clear();
-    if (!stopped && ids.length > 0) onChange(ids);
+    const beats = heartbeats.splice(0);
+    if (stopped) return;
+    try {
+      if (ids.length > 0) onChange(ids);
+    } finally {
+      if (beats.length > 0) onHeartbeat(beats);
+    }
   };
 
   const sql = postgres(options.url, {
@@ -52,7 +67,8 @@ export async function listenForKeyChanges(
     fetch_types: false,
     onnotify(channel: string, payload: string) {
       if (channel !== KEY_CHANGES_CHANNEL) return;
-      changed.add(payload);
+      if (payload.startsWith(HEARTBEAT_PREFIX)) heartbeats.push(payload);
+      else changed.add(payload);
       if (!deliveryQueued) {
         deliveryQueued = true;
         setImmediate(deliver);

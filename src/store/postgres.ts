@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
@@ -13,7 +14,7 @@ import {
   type KeyEventPgRow,
   type VerifiableKeyPgRow,
 } from "./postgres-types.js";
-import { listenForKeyChanges } from "./postgres-watch.js";
+import { HEARTBEAT_PREFIX, KEY_CHANGES_CHANNEL, listenForKeyChanges } from "./postgres-watch.js";
 import { retryingConflicts, runTransaction } from "./postgres-transaction.js";
 import { runWrite } from "./postgres-write.js";
 import { DEFAULT_ORGANIZATION_NAME } from "./types.js";
@@ -43,10 +44,19 @@ export { KEY_CHANGES_CHANNEL } from "./postgres-watch.js";
 type Params = postgres.ParameterOrJSON<never>[];
 
 /**
- * KeyStore.keyChangeMaxAgeMs on PostgreSQL: a listening connection that died without a close
- * (a silent network partition) misses changes unnoticed; no cached row is older than this then.
+ * KeyStore.keyChangeMaxAgeMs on PostgreSQL (PostgresStoreOptions.keyCacheMaxAgeMs): no cached row
+ * is answered longer than this after it was read, for changes committed without a notification.
  */
-export const PG_KEY_CACHE_MAX_AGE_MS = 1000;
+export const PG_KEY_CACHE_MAX_AGE_MS = 30_000;
+/**
+ * While it listens, the store sends `heartbeat:<instance id>` on the channel this often, and the
+ * cache answers only while its own last heartbeat came back within HEARTBEAT_STALE_MS: a listening
+ * connection that died without a close (a silent network partition) is noticed within that, and
+ * notifications come in commit order, so a heartbeat heard means every change before it is known.
+ * Worst-case staleness with the listener lost unnoticed: HEARTBEAT_STALE_MS.
+ */
+export const HEARTBEAT_INTERVAL_MS = 250;
+export const HEARTBEAT_STALE_MS = 1000;
 /** After LISTEN failed to start on a cache's behalf, the next try waits this long (no storm of connections). */
 const KEY_FEED_RETRY_MS = 5000;
 
@@ -76,7 +86,12 @@ const RECORD_KEY_USES = `INSERT INTO key_usage (key_id, last_used_at, last_used_
  */
 export class PostgresKeyStore implements KeyStore {
   private closed = false;
-  readonly keyChangeMaxAgeMs = PG_KEY_CACHE_MAX_AGE_MS;
+  readonly keyChangeMaxAgeMs: number;
+  /** Tells this store's heartbeats from other instances' on the shared channel. */
+  private readonly heartbeatPayload = `${HEARTBEAT_PREFIX}${randomUUID()}`;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** When this store last heard its own heartbeat (performance.now()). */
+  private heartbeatHeardAt = Number.NEGATIVE_INFINITY;
   /**
    * The one listening connection of this store (src/store/postgres-watch.ts), started by the first
    * watchKeyChanges or keyChangeVersion, shared by all of them (fanned out below), ended by close().
@@ -92,7 +107,9 @@ export class PostgresKeyStore implements KeyStore {
   private constructor(
     private readonly sql: PgSql,
     private readonly options: PostgresStoreOptions,
-  ) {}
+  ) {
+    this.keyChangeMaxAgeMs = options.keyCacheMaxAgeMs ?? PG_KEY_CACHE_MAX_AGE_MS;
+  }
 
   /** Connects, refuses a database from a newer keywarden, and migrates (src/store/postgres-open.ts). */
   static async open(options: PostgresStoreOptions): Promise<PostgresKeyStore> {
@@ -335,7 +352,7 @@ export class PostgresKeyStore implements KeyStore {
    * its key was written (a copy between databases).
    */
   keyChangeVersion(): number | null {
-    if (this.keyFeedListening) return this.keyVersion;
+    if (this.keyFeedListening) return performance.now() - this.heartbeatHeardAt <= HEARTBEAT_STALE_MS ? this.keyVersion : null;
     if (this.keyFeed === null && !this.closed && this.options.keyChangeNotifications !== false && performance.now() - this.keyFeedFailedAt >= KEY_FEED_RETRY_MS) {
       void this.startKeyFeed().catch(() => undefined);
     }
@@ -362,6 +379,10 @@ export class PostgresKeyStore implements KeyStore {
       (listening) => {
         this.keyVersion++;
         this.keyFeedListening = listening;
+        this.beatWhileListening(listening);
+      },
+      (payloads) => {
+        if (payloads.includes(this.heartbeatPayload)) this.heartbeatHeardAt = performance.now();
       },
     ).then(
       async (stop) => {
@@ -378,9 +399,24 @@ export class PostgresKeyStore implements KeyStore {
     return feed;
   }
 
+  /** Sends heartbeats while the key feed listens (the first at once), none otherwise. */
+  private beatWhileListening(listening: boolean): void {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    this.heartbeatHeardAt = Number.NEGATIVE_INFINITY;
+    if (!listening || this.closed) return;
+    const beat = () => {
+      // On the pool, a statement of its own: a failure is a missed beat, and the cache stops answering.
+      this.sql`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${this.heartbeatPayload})`.catch(() => undefined);
+    };
+    beat();
+    this.heartbeatTimer = setInterval(beat, HEARTBEAT_INTERVAL_MS).unref();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.beatWhileListening(false);
     this.keyChangeListeners.clear();
     await this.keyFeed?.catch(() => undefined);
     await this.stopKeyFeed?.();

@@ -145,7 +145,8 @@ describe("the verification cache against the store (property)", () => {
     const notified = new Set<string>();
     beforeAll(async () => {
       database = await createTestDatabase();
-      one = await PostgresKeyStore.open({ url: database.url });
+      // 1 s, not the default 30: a change that changes nothing sends no notification (below).
+      one = await PostgresKeyStore.open({ url: database.url, keyCacheMaxAgeMs: 1000 });
       two = await PostgresKeyStore.open({ url: database.url });
       // Starts handle 1's one listening connection, which its verification cache shares.
       await one.watchKeyChanges((changed) => {
@@ -165,6 +166,8 @@ describe("the verification cache against the store (property)", () => {
         while (!ids.every((id) => notified.has(id)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
         for (const id of ids) notified.delete(id);
       };
+      // Listening, and its first heartbeat back (src/store/postgres.ts): the cache answers from then on.
+      for (let waited = 0; one.keyChangeVersion() === null && waited < 5000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
       expect(one.keyChangeVersion()).not.toBeNull();
       await fc.assert(
         fc.asyncProperty(fc.array(commandArb, { minLength: 1, maxLength: 30 }), async (commands) => {

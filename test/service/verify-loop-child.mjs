@@ -1,6 +1,6 @@
 // The other process of test/service/verification-cache.processes.test.ts: opens the store the
 // parent names (argv: engine, database, the built dist/ directory, a JSON list of
-// {token, requiredScopes}) and verifies those tokens round-robin with the README's library call,
+// {token, requiredScopes}, and for PostgreSQL a JSON object of store options) and verifies those tokens round-robin with the README's library call,
 // verifyApiKey(store, token) (its default cache and batched last use), as fast as it can.
 // Each line "epoch N" on stdin is answered at once by "ack N" on stdout: every verification that
 // STARTS after that answer carries epoch N. "stop" ends the loop and prints, per token, the latest
@@ -9,7 +9,7 @@
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
-const [engine, database, dist, tokensJson] = process.argv.slice(2);
+const [engine, database, dist, tokensJson, storeOptionsJson = "{}"] = process.argv.slice(2);
 /** @type {{ token: string, requiredScopes?: string[] }[]} */
 const tokens = JSON.parse(String(tokensJson));
 const { verifyApiKey, SqliteKeyStore } = await import(pathToFileURL(`${dist}/index.js`).href);
@@ -17,7 +17,7 @@ const { verifyApiKey, SqliteKeyStore } = await import(pathToFileURL(`${dist}/ind
 let store;
 if (engine === "postgres") {
   const { PostgresKeyStore } = await import(pathToFileURL(`${dist}/postgres.js`).href);
-  store = await PostgresKeyStore.open({ url: database });
+  store = await PostgresKeyStore.open({ url: database, ...JSON.parse(storeOptionsJson) });
 } else {
   store = SqliteKeyStore.open({ path: database });
 }

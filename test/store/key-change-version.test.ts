@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
 import { KeyService } from "../../src/service/service.js";
-import { PostgresKeyStore } from "../../src/store/postgres.js";
+import { HEARTBEAT_STALE_MS, PG_KEY_CACHE_MAX_AGE_MS, PostgresKeyStore } from "../../src/store/postgres.js";
 import { KEY_CHANGES_APPLICATION_NAME } from "../../src/store/postgres-watch.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyStore } from "../../src/store/types.js";
@@ -81,7 +81,7 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.keyChangeVersion", () => {
     // A watcher shares that connection.
     await one.watchKeyChanges(() => undefined);
     expect(await listeners()).toBe(1);
-    expect(one.keyChangeMaxAgeMs).toBe(1000);
+    expect(one.keyChangeMaxAgeMs).toBe(PG_KEY_CACHE_MAX_AGE_MS);
 
     const { service, admin } = await writerOn(one);
     const created = await service.createApiKey(admin, { name: "k" });
@@ -107,6 +107,20 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.keyChangeVersion", () => {
     }
     await until("listening again", () => one.keyChangeVersion() !== null);
     expect(one.keyChangeVersion()).not.toBe(version);
+  });
+
+  it("is null once its own heartbeat has not come back for HEARTBEAT_STALE_MS (a listening connection silently gone)", async () => {
+    const { one } = await open();
+    await until("listening", () => one.keyChangeVersion() !== null);
+    // A silent partition, as the store sees it: its heartbeats stop coming back. They stop being
+    // sent here (the store's own timer, reached past TypeScript's private), the connection stays up.
+    const timer = (one as unknown as { heartbeatTimer: NodeJS.Timeout }).heartbeatTimer;
+    clearInterval(timer);
+    const stoppedAt = Date.now();
+    await until("the heartbeat gone stale", () => one.keyChangeVersion() === null);
+    const waited = Date.now() - stoppedAt;
+    expect(waited).toBeGreaterThanOrEqual(HEARTBEAT_STALE_MS / 2);
+    expect(waited).toBeLessThanOrEqual(HEARTBEAT_STALE_MS + 1000);
   });
 
   it("with keyChangeNotifications: false, never listens and is always null (the cache reads the store)", async () => {
