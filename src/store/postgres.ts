@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
@@ -14,7 +13,7 @@ import {
   type KeyEventPgRow,
   type VerifiableKeyPgRow,
 } from "./postgres-types.js";
-import { HEARTBEAT_PREFIX, KEY_CHANGES_CHANNEL, listenForKeyChanges } from "./postgres-watch.js";
+import { PG_KEY_CACHE_MAX_AGE_MS, PostgresKeyFeed } from "./postgres-key-feed.js";
 import { retryingConflicts, runTransaction } from "./postgres-transaction.js";
 import { runWrite } from "./postgres-write.js";
 import { DEFAULT_ORGANIZATION_NAME } from "./types.js";
@@ -39,26 +38,11 @@ import type {
 } from "./types.js";
 
 export { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS, loadPostgresMigrations, type PostgresStoreOptions } from "./postgres-open.js";
+export { HEARTBEAT_INTERVAL_MS, HEARTBEAT_STALE_MS, PG_KEY_CACHE_MAX_AGE_MS } from "./postgres-key-feed.js";
 export { KEY_CHANGES_CHANNEL } from "./postgres-watch.js";
 
 type Params = postgres.ParameterOrJSON<never>[];
 
-/**
- * KeyStore.keyChangeMaxAgeMs on PostgreSQL (PostgresStoreOptions.keyCacheMaxAgeMs): no cached row
- * is answered longer than this after it was read, for changes committed without a notification.
- */
-export const PG_KEY_CACHE_MAX_AGE_MS = 30_000;
-/**
- * While it listens, the store sends `heartbeat:<instance id>` on the channel this often, and the
- * cache answers only while its own last heartbeat came back within HEARTBEAT_STALE_MS: a listening
- * connection that died without a close (a silent network partition) is noticed within that, and
- * notifications come in commit order, so a heartbeat heard means every change before it is known.
- * Worst-case staleness with the listener lost unnoticed: HEARTBEAT_STALE_MS.
- */
-export const HEARTBEAT_INTERVAL_MS = 250;
-export const HEARTBEAT_STALE_MS = 1000;
-/** After LISTEN failed to start on a cache's behalf, the next try waits this long (no storm of connections). */
-const KEY_FEED_RETRY_MS = 5000;
 
 const EVENT_COLUMNS = "e.id, e.organization_id, e.key_id, e.event_type, e.actor_user_id, e.actor_key_id, e.transport, e.client_address, e.occurred_at, e.detail";
 
@@ -87,28 +71,15 @@ const RECORD_KEY_USES = `INSERT INTO key_usage (key_id, last_used_at, last_used_
 export class PostgresKeyStore implements KeyStore {
   private closed = false;
   readonly keyChangeMaxAgeMs: number;
-  /** Tells this store's heartbeats from other instances' on the shared channel. */
-  private readonly heartbeatPayload = `${HEARTBEAT_PREFIX}${randomUUID()}`;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  /** When this store last heard its own heartbeat (performance.now()). */
-  private heartbeatHeardAt = Number.NEGATIVE_INFINITY;
-  /**
-   * The one listening connection of this store (src/store/postgres-watch.ts), started by the first
-   * watchKeyChanges or keyChangeVersion, shared by all of them (fanned out below), ended by close().
-   */
-  private keyFeed: Promise<void> | null = null;
-  private stopKeyFeed: (() => Promise<void>) | null = null;
-  private keyFeedListening = false;
-  private keyFeedFailedAt = Number.NEGATIVE_INFINITY;
-  private readonly keyChangeListeners = new Set<{ onChange: KeyChangeListener }>();
-  /** keyChangeVersion's answer: moves with every notification, every loss or return of the listener, every own write. */
-  private keyVersion = 0;
+  /** The one listening connection and its heartbeat (src/store/postgres-key-feed.ts). */
+  private readonly keyFeed: PostgresKeyFeed;
 
   private constructor(
     private readonly sql: PgSql,
     private readonly options: PostgresStoreOptions,
   ) {
     this.keyChangeMaxAgeMs = options.keyCacheMaxAgeMs ?? PG_KEY_CACHE_MAX_AGE_MS;
+    this.keyFeed = new PostgresKeyFeed(sql, options);
   }
 
   /** Connects, refuses a database from a newer keywarden, and migrates (src/store/postgres-open.ts). */
@@ -200,7 +171,7 @@ export class PostgresKeyStore implements KeyStore {
       return await runWrite(this.sql, reads, decide);
     } finally {
       // Our own change is known at once, before the writer hears back; the notification comes later.
-      this.keyVersion++;
+      this.keyFeed.ownWrite();
     }
   }
 
@@ -326,100 +297,23 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   /**
-   * Listens for key changes committed by any instance (src/store/postgres-watch.ts), on the
-   * store's one listening connection beside the pool, however many watchers there are. The
-   * function it resolves with stops this watcher; close() stops them all and the connection.
+   * Listens for key changes committed by any instance, on the store's one listening connection
+   * beside the pool, however many watchers there are (PostgresKeyFeed.watch).
    */
-  async watchKeyChanges(onChange: KeyChangeListener): Promise<() => Promise<void>> {
-    if (this.closed) throw new Error("the store is closed");
-    await this.startKeyFeed();
-    const watcher = { onChange };
-    this.keyChangeListeners.add(watcher);
-    return async () => {
-      this.keyChangeListeners.delete(watcher);
-    };
+  watchKeyChanges(onChange: KeyChangeListener): Promise<() => Promise<void>> {
+    if (this.closed) return Promise.reject(new Error("the store is closed"));
+    return this.keyFeed.watch(onChange);
   }
 
-  /**
-   * KeyStore.keyChangeVersion: null until the listening connection is up (the first call starts
-   * it, unless keyChangeNotifications is false), and whenever it is lost, until it listens again;
-   * the version moves on every notification, on the loss and on the return (notifications sent
-   * meanwhile are lost), and on this store's own writes. Staleness while it is up: the
-   * notification's delivery (it is sent at commit: milliseconds); while it is dead unnoticed:
-   * keyChangeMaxAgeMs. Keys inserted by another instance send no notification (only updates and
-   * deletes do, migrations-postgres/001_initial.sql): a cached "not found" may outlive such an
-   * insert by the cache's negative-entry lifetime, which only matters for a token known before
-   * its key was written (a copy between databases).
-   */
+  /** KeyStore.keyChangeVersion (PostgresKeyFeed.version). */
   keyChangeVersion(): number | null {
-    if (this.keyFeedListening) return performance.now() - this.heartbeatHeardAt <= HEARTBEAT_STALE_MS ? this.keyVersion : null;
-    if (this.keyFeed === null && !this.closed && this.options.keyChangeNotifications !== false && performance.now() - this.keyFeedFailedAt >= KEY_FEED_RETRY_MS) {
-      void this.startKeyFeed().catch(() => undefined);
-    }
-    return null;
-  }
-
-  private startKeyFeed(): Promise<void> {
-    if (this.keyFeed !== null) return this.keyFeed;
-    const feed = listenForKeyChanges(
-      this.options,
-      (changed) => {
-        this.keyVersion++;
-        for (const watcher of this.keyChangeListeners) {
-          try {
-            watcher.onChange(changed);
-          } catch (error) {
-            // One watcher's throw neither stops the others nor disappears (as before the fan-out).
-            process.nextTick(() => {
-              throw error;
-            });
-          }
-        }
-      },
-      (listening) => {
-        this.keyVersion++;
-        this.keyFeedListening = listening;
-        this.beatWhileListening(listening);
-      },
-      (payloads) => {
-        if (payloads.includes(this.heartbeatPayload)) this.heartbeatHeardAt = performance.now();
-      },
-    ).then(
-      async (stop) => {
-        this.stopKeyFeed = stop;
-        if (this.closed) await stop();
-      },
-      (error: unknown) => {
-        this.keyFeed = null;
-        this.keyFeedFailedAt = performance.now();
-        throw error;
-      },
-    );
-    this.keyFeed = feed;
-    return feed;
-  }
-
-  /** Sends heartbeats while the key feed listens (the first at once), none otherwise. */
-  private beatWhileListening(listening: boolean): void {
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = null;
-    this.heartbeatHeardAt = Number.NEGATIVE_INFINITY;
-    if (!listening || this.closed) return;
-    const beat = () => {
-      // On the pool, a statement of its own: a failure is a missed beat, and the cache stops answering.
-      this.sql`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${this.heartbeatPayload})`.catch(() => undefined);
-    };
-    beat();
-    this.heartbeatTimer = setInterval(beat, HEARTBEAT_INTERVAL_MS).unref();
+    return this.closed ? null : this.keyFeed.version();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.beatWhileListening(false);
-    this.keyChangeListeners.clear();
-    await this.keyFeed?.catch(() => undefined);
-    await this.stopKeyFeed?.();
+    await this.keyFeed.close();
     await this.sql.end({ timeout: 5 });
   }
 }

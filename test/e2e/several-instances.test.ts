@@ -6,6 +6,7 @@ import { initialize, inSession, openGetStream, type SseStream } from "../helpers
 import { createTestDatabase, PG_URL } from "../helpers/pg.js";
 import { runCli } from "../helpers/spawn.js";
 import { makeTempDir } from "../helpers/harness.js";
+import { HEARTBEAT_STALE_MS } from "../../src/store/postgres.js";
 
 // Two `keywarden serve` processes on one PostgreSQL database (README, "Running several instances"):
 // a key revoked, narrowed or whose expiry is moved earlier through A (an MCP tool) or by another
@@ -119,6 +120,12 @@ describe.skipIf(!PG_URL)("two keywarden serve on one PostgreSQL database", () =>
     expect(await verifyThroughB(world)).toMatchObject({ valid: true, code: "valid" });
 
     await callThroughA(world, world.admin.key, "revoke_api_key", { id: world.target.id, reason: "leaked" });
+    const answered = Date.now();
+    // B's verification cache holds the key until B hears the notification (README, "Verification
+    // cache": milliseconds, 1 s at worst): B refuses it from then on, within that bound.
+    let verdict = await verifyThroughB(world);
+    while (verdict.code === "valid" && Date.now() - answered < HEARTBEAT_STALE_MS) verdict = await verifyThroughB(world);
+    expect(verdict).toMatchObject({ valid: false, code: "revoked" });
     expect(await verifyThroughB(world)).toMatchObject({ valid: false, code: "revoked" });
     expect(await inSession(world.b.url, world.target.key, world.sessionId)).toBe(401);
     expect((await initialize(world.b.url, world.target.key)).status).toBe(401);

@@ -4,7 +4,8 @@ import { checksumOf, generateToken } from "../../src/keys/token.js";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
 import type { Principal } from "../../src/service/principal.js";
 import { KeyService } from "../../src/service/service.js";
-import { PostgresKeyStore } from "../../src/store/postgres.js";
+import postgres from "postgres";
+import { KEY_CHANGES_CHANNEL, PostgresKeyStore } from "../../src/store/postgres.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyStore } from "../../src/store/types.js";
 import { makeTempDir, TestClock } from "../helpers/harness.js";
@@ -17,8 +18,10 @@ import { createTestDatabase, PG_URL, type TestDatabase } from "../helpers/pg.js"
 //
 // SQLite: exact, with no waiting (PRAGMA data_version and the store's own writes). PostgreSQL is
 // bounded, not exact: a change made through the other handle reaches handle 1 by its notification,
-// so the test waits for that notification (or, for a change that sends none, the 1-s max age)
-// before it verifies; changes through handle 1 itself need no wait.
+// so the test waits for it before it verifies: it sends a marker on the channel after the change
+// and waits for handle 1 to hear the marker (notifications arrive in commit order, so every earlier
+// one has been heard then; waiting for the key's id instead could be met by an older notification
+// of the same key). Changes through handle 1 itself need no wait.
 
 const SCOPES = ["tools:read", "tools:execute", "orders:read", "orders:write"] as const;
 
@@ -145,8 +148,7 @@ describe("the verification cache against the store (property)", () => {
     const notified = new Set<string>();
     beforeAll(async () => {
       database = await createTestDatabase();
-      // 1 s, not the default 30: a change that changes nothing sends no notification (below).
-      one = await PostgresKeyStore.open({ url: database.url, keyCacheMaxAgeMs: 1000 });
+      one = await PostgresKeyStore.open({ url: database.url });
       two = await PostgresKeyStore.open({ url: database.url });
       // Starts handle 1's one listening connection, which its verification cache shares.
       await one.watchKeyChanges((changed) => {
@@ -160,11 +162,16 @@ describe("the verification cache against the store (property)", () => {
     });
 
     it("on two handles, gives the uncached answer once handle 1 has heard of each change (bounded, not exact)", async () => {
-      const seenByOne = async (ids: string[]): Promise<void> => {
-        // A change that changes nothing sends no notification; the 1-s max age bounds the wait.
-        const deadline = Date.now() + one.keyChangeMaxAgeMs + 200;
-        while (!ids.every((id) => notified.has(id)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-        for (const id of ids) notified.delete(id);
+      const raw = postgres(database.url, { max: 1, onnotice: () => undefined });
+      let markers = 0;
+      const seenByOne = async (): Promise<void> => {
+        const marker = `marker-${++markers}`;
+        await raw`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${marker})`;
+        const deadline = Date.now() + 5000;
+        while (!notified.has(marker)) {
+          if (Date.now() > deadline) throw new Error(`handle 1 never heard ${marker}`);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
       };
       // Listening, and its first heartbeat back (src/store/postgres.ts): the cache answers from then on.
       for (let waited = 0; one.keyChangeVersion() === null && waited < 5000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -175,6 +182,7 @@ describe("the verification cache against the store (property)", () => {
         }),
         { numRuns: 15 },
       );
+      await raw.end();
     }, 120_000);
   });
 });

@@ -114,7 +114,7 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.keyChangeVersion", () => {
     await until("listening", () => one.keyChangeVersion() !== null);
     // A silent partition, as the store sees it: its heartbeats stop coming back. They stop being
     // sent here (the store's own timer, reached past TypeScript's private), the connection stays up.
-    const timer = (one as unknown as { heartbeatTimer: NodeJS.Timeout }).heartbeatTimer;
+    const timer = (one as unknown as { keyFeed: { heartbeatTimer: NodeJS.Timeout } }).keyFeed.heartbeatTimer;
     clearInterval(timer);
     const stoppedAt = Date.now();
     await until("the heartbeat gone stale", () => one.keyChangeVersion() === null);
