@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { DEFAULT_VERIFY_CACHE_BYTES, DEFAULT_VERIFY_CACHE_ENTRIES } from "../service/verification-cache.js";
 
 /** Options every command shares: where the store is, who acts, and the policy. Flags beat environment. */
 export function addCommonOptions(command: Command): Command {
@@ -22,10 +23,10 @@ export function addCommonOptions(command: Command): Command {
     .addOption(new Option("--default-scopes <a,b>", "scopes of user-level keys (default: tools:read,tools:execute)").env("KEYWARDEN_DEFAULT_SCOPES"))
     .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"))
     .addOption(
-      new Option("--verify-cache-entries <n>", "verification cache: keys held at most; 0 turns it off (default: 100000)").env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
+      new Option("--verify-cache-entries <n>", `verification cache: keys held at most; 0 turns it off (default: ${DEFAULT_VERIFY_CACHE_ENTRIES})`).env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
     )
     .addOption(
-      new Option("--verify-cache-bytes <n>", "verification cache: estimated bytes held at most (default: 50331648, 48 MiB)").env("KEYWARDEN_VERIFY_CACHE_BYTES"),
+      new Option("--verify-cache-bytes <n>", `verification cache: estimated bytes held at most (default: ${DEFAULT_VERIFY_CACHE_BYTES}, ${DEFAULT_VERIFY_CACHE_BYTES / 1024 / 1024} MiB)`).env("KEYWARDEN_VERIFY_CACHE_BYTES"),
     );
 }
 

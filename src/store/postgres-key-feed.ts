@@ -38,6 +38,8 @@ export class PostgresKeyFeed {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   /** When this feed last heard its own heartbeat (performance.now()). */
   private heartbeatHeardAt = Number.NEGATIVE_INFINITY;
+  /** Whether a cache has asked for version(): only then are heartbeats sent (the sessions' watchers need none). */
+  private versionAsked = false;
 
   constructor(
     private readonly sql: PgSql,
@@ -72,6 +74,10 @@ export class PostgresKeyFeed {
    * before its key was written (a copy between databases).
    */
   version(): number | null {
+    if (!this.versionAsked) {
+      this.versionAsked = true;
+      if (this.listening) this.beatWhileListening(true);
+    }
     if (this.listening) return performance.now() - this.heartbeatHeardAt <= HEARTBEAT_STALE_MS ? this.current : null;
     if (this.started === null && !this.closed && this.options.keyChangeNotifications !== false && performance.now() - this.failedAt >= KEY_FEED_RETRY_MS) {
       void this.start().catch(() => undefined);
@@ -127,12 +133,12 @@ export class PostgresKeyFeed {
     return started;
   }
 
-  /** Sends heartbeats while the feed listens (the first at once), none otherwise. */
+  /** Sends heartbeats while the feed listens and a cache asks for version() (the first at once), none otherwise. */
   private beatWhileListening(listening: boolean): void {
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
     this.heartbeatHeardAt = Number.NEGATIVE_INFINITY;
-    if (!listening || this.closed) return;
+    if (!listening || this.closed || !this.versionAsked) return;
     const beat = () => {
       // On the pool, a statement of its own: a failure is a missed beat, and the cache stops answering.
       this.sql`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${this.heartbeatPayload})`.catch(() => undefined);

@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/service/policy.js";
 import { KeyService } from "../../src/service/service.js";
-import { HEARTBEAT_STALE_MS, PG_KEY_CACHE_MAX_AGE_MS, PostgresKeyStore } from "../../src/store/postgres.js";
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_STALE_MS, KEY_CHANGES_CHANNEL, PG_KEY_CACHE_MAX_AGE_MS, PostgresKeyStore } from "../../src/store/postgres.js";
 import { KEY_CHANGES_APPLICATION_NAME } from "../../src/store/postgres-watch.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyStore } from "../../src/store/types.js";
@@ -121,6 +121,19 @@ describe.skipIf(!PG_URL)("PostgresKeyStore.keyChangeVersion", () => {
     const waited = Date.now() - stoppedAt;
     expect(waited).toBeGreaterThanOrEqual(HEARTBEAT_STALE_MS / 2);
     expect(waited).toBeLessThanOrEqual(HEARTBEAT_STALE_MS + 1000);
+  });
+
+  it("sends heartbeats only once a cache asks for the version: a store that only watches (sessions) sends none", async () => {
+    const { one, raw } = await open();
+    const heard: string[] = [];
+    await raw.listen(KEY_CHANGES_CHANNEL, (payload) => {
+      if (payload.startsWith("heartbeat:")) heard.push(payload);
+    });
+    await one.watchKeyChanges(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT_INTERVAL_MS));
+    expect(heard).toEqual([]);
+    await until("a heartbeat heard back", () => one.keyChangeVersion() !== null);
+    await until("a heartbeat on the channel", () => heard.length > 0);
   });
 
   it("with keyChangeNotifications: false, never listens and is always null (the cache reads the store)", async () => {
