@@ -4,6 +4,8 @@
 // (src/store/types.ts). Status (keyStatusAt against the clock), scopes and last use are judged on
 // every hit by verification.ts, exactly as on a miss: the cache holds rows, never answers.
 import type { KeyStore, VerifiableKey } from "../store/types.js";
+import { BoundedMap, type Held } from "./clock-map.js";
+import { FrequencySketch } from "./frequency-sketch.js";
 
 export interface VerificationCacheOptions {
   /** Keys held at most (`--verify-cache-entries`); 0 turns the cache off. */
@@ -33,10 +35,11 @@ export const NEGATIVE_ENTRY_TTL_MS = 2000;
 const NEGATIVE_SHARE = 10;
 
 /**
- * What a hit answers from: a VerifiableKey without its hash (the cache's key is the hash) and
- * without its prefix (the token names it: the row was found by it).
+ * What a hit answers from: a VerifiableKey without its hash (the cache's key is the hash), without
+ * its prefix (the token names it: the row was found by it), and with its last use kept its own way
+ * (CachedEntry.useUntilMs).
  */
-export type CachedKey = Omit<VerifiableKey, "key_hash" | "hash_algorithm" | "key_prefix">;
+export type CachedKey = Omit<VerifiableKey, "key_hash" | "hash_algorithm" | "key_prefix" | "last_used_at" | "last_used_ip" | "last_used_user_agent">;
 
 /** A remembered "no key with this hash" (no row, or a row whose hash differs: the same entry). */
 export const NOT_FOUND = Symbol("not found");
@@ -53,18 +56,6 @@ export function cacheKeyOf(h: Uint8Array): string {
     (h[16]! << 8) | h[17]!, (h[18]! << 8) | h[19]!, (h[20]! << 8) | h[21]!, (h[22]! << 8) | h[23]!,
     (h[24]! << 8) | h[25]!, (h[26]! << 8) | h[27]!, (h[28]! << 8) | h[29]!, (h[30]! << 8) | h[31]!,
   );
-}
-
-/** What BoundedMap keeps beside each value, on the value itself (one object per entry, not two). */
-interface Held {
-  /** Estimated bytes the entry keeps alive. */
-  readonly bytes: number;
-  /** When it was read from the store (the monotonic clock), for max age and the negative lifetime. */
-  readonly at: number;
-  /** Hit since eviction last passed it over (second chance). */
-  used: boolean;
-  /** Where BoundedMap holds it. */
-  slot: number;
 }
 
 /** A positive entry: the fields a verification reads, and Held's. One shape for all, so V8 keeps its accesses monomorphic. */
@@ -95,92 +86,6 @@ class NotFoundEntry implements Held {
     readonly bytes: number,
     readonly at: number,
   ) {}
-}
-
-/**
- * A Map bounded by entries and estimated bytes, evicting by CLOCK (second chance, an approximation
- * of least recently used): entries sit in slots that a hand sweeps; a hit only sets a flag, where
- * lru-cache relinks its list (a lookup of 100,000 keys measured 110 ns here, 168 ns there). The
- * hand is an index, never an iteration of the Map: V8's Map keeps deleted entries as holes until it
- * rehashes, so taking "the oldest" from its start scanned ever more of them (the 1M-key uniform
- * bench row ran at 0.16x its floor).
- */
-class BoundedMap<V extends Held> {
-  private readonly entries = new Map<string, V>();
-  /** By slot: the key and the entry held there, or undefined for a free slot. */
-  private readonly keys: (string | undefined)[] = [];
-  private readonly values: (V | undefined)[] = [];
-  private readonly freeSlots: number[] = [];
-  private hand = 0;
-  private totalBytes = 0;
-
-  constructor(
-    readonly maxEntries: number,
-    readonly maxBytes: number,
-  ) {}
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get bytes(): number {
-    return this.totalBytes;
-  }
-
-  get(key: string): V | undefined {
-    const entry = this.entries.get(key);
-    if (entry !== undefined) entry.used = true;
-    return entry;
-  }
-
-  delete(key: string): void {
-    const entry = this.entries.get(key);
-    if (entry !== undefined) this.free(entry.slot);
-  }
-
-  set(key: string, entry: V): void {
-    if (this.maxEntries < 1 || entry.bytes > this.maxBytes) return;
-    this.delete(key);
-    while (this.entries.size > 0 && (this.entries.size >= this.maxEntries || this.totalBytes + entry.bytes > this.maxBytes)) this.evictOne();
-    const slot = this.freeSlots.pop() ?? this.keys.length;
-    this.keys[slot] = key;
-    this.values[slot] = entry;
-    entry.slot = slot;
-    this.entries.set(key, entry);
-    this.totalBytes += entry.bytes;
-  }
-
-  clear(): void {
-    this.entries.clear();
-    this.keys.length = 0;
-    this.values.length = 0;
-    this.freeSlots.length = 0;
-    this.hand = 0;
-    this.totalBytes = 0;
-  }
-
-  /** Frees the first entry at or after the hand not hit since the hand last passed it, clearing the flags it passes. */
-  private evictOne(): void {
-    for (;;) {
-      if (this.hand >= this.values.length) this.hand = 0;
-      const entry = this.values[this.hand];
-      if (entry !== undefined && !entry.used) {
-        this.free(this.hand++);
-        return;
-      }
-      if (entry !== undefined) entry.used = false;
-      this.hand++;
-    }
-  }
-
-  private free(slot: number): void {
-    const entry = this.values[slot]!;
-    this.entries.delete(this.keys[slot]!);
-    this.keys[slot] = undefined;
-    this.values[slot] = undefined;
-    this.freeSlots.push(slot);
-    this.totalBytes -= entry.bytes;
-  }
 }
 
 /**
@@ -232,7 +137,10 @@ export class VerificationCache {
       throw new RangeError(`verificationCache.maxEntries must be an integer from 0 to ${MAX_VERIFY_CACHE_ENTRIES}, got ${maxEntries}`);
     }
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError(`verificationCache.maxBytes must be a positive integer, got ${maxBytes}`);
-    this.positive = new BoundedMap(maxEntries, maxBytes);
+    // A key read from the store enters a full cache only if verified more often lately than the
+    // key it would evict: keys used once in a while pass through without evicting keys used all
+    // the time (TinyLFU; at 1M keys drawn Zipf(1), bench/verify-1m.mjs).
+    this.positive = new BoundedMap(maxEntries, maxBytes, new FrequencySketch(maxEntries));
     this.negative = new BoundedMap(Math.max(1, Math.floor(maxEntries / NEGATIVE_SHARE)), Math.max(1, Math.floor(maxBytes / NEGATIVE_SHARE)));
     this.lastUseResolutionMs = Math.max(0, options.lastUseResolutionMs ?? DEFAULT_LAST_USE_RESOLUTION_MS);
     this.maxAgeMs = store.keyChangeMaxAgeMs ?? Number.POSITIVE_INFINITY;
@@ -312,24 +220,44 @@ export class VerificationCache {
       bytes + 16 + 8 * key.scopes.length + key.scopes.reduce((sum, scope) => sum + stringBytes(scope), 0),
       at,
     );
+    // The store's last use stands for one recorded through the entry (recordsUse).
+    entry.useUntilMs = this.lastUseUntilMs(key);
+    entry.useIp = key.last_used_ip;
+    entry.useUserAgent = key.last_used_user_agent;
     this.negative.delete(cacheKey);
-    this.positive.set(cacheKey, entry);
-    return entry;
+    return this.positive.set(cacheKey, entry) ? entry : null;
   }
 
   /**
-   * Whether a valid use of this entry's key at `atMs` is to be recorded, noting it when it is:
-   * not when the last use recorded through the entry is less than the resolution older and came
-   * from the same address and user agent. Kept on the entry, which a hit has just read: a Map of
-   * its own cost a random memory access per verification (about 1 µs with 100,000 keys,
-   * bench/verify-inprocess.mjs). A key the cache no longer holds starts again.
+   * Whether a valid use at `atMs` of a key this cache holds is to be recorded, noting it when it
+   * is: not when the last use recorded, through the entry or in the store when it was read, is
+   * less than the resolution older and came from the same address and user agent. Kept on the
+   * entry, which a hit has just read: a Map of its own cost a random memory access per
+   * verification (about 1 µs with 100,000 keys, bench/verify-inprocess.mjs).
    */
   recordsUse(entry: CachedEntry, atMs: number, ip: string | null, userAgent: string | null): boolean {
-    if (this.lastUseResolutionMs === 0) return true;
-    if (atMs < entry.useUntilMs && ip === entry.useIp && userAgent === entry.useUserAgent) return false;
+    if (!this.isNewUse(entry.useUntilMs, entry.useIp, entry.useUserAgent, atMs, ip, userAgent)) return false;
     entry.useUntilMs = atMs + this.lastUseResolutionMs;
     entry.useIp = ip;
     entry.useUserAgent = userAgent;
     return true;
+  }
+
+  /**
+   * The same for a key read from the store that the cache did not keep (not admitted): judged by
+   * the last use the store holds. A key used now and then, by a gateway verifying many more keys
+   * than the cache holds, is then written once a minute, not at each use (bench/verify-1m.mjs).
+   */
+  recordsUseOf(key: VerifiableKey, atMs: number, ip: string | null, userAgent: string | null): boolean {
+    return this.isNewUse(this.lastUseUntilMs(key), key.last_used_ip, key.last_used_user_agent, atMs, ip, userAgent);
+  }
+
+  /** Until when (epoch ms) the store's last use of `key` makes another from its origin add nothing; -1: never used. */
+  private lastUseUntilMs(key: VerifiableKey): number {
+    return key.last_used_at === null ? -1 : Date.parse(key.last_used_at) + this.lastUseResolutionMs;
+  }
+
+  private isNewUse(untilMs: number, lastIp: string | null, lastUserAgent: string | null, atMs: number, ip: string | null, userAgent: string | null): boolean {
+    return this.lastUseResolutionMs === 0 || atMs >= untilMs || ip !== lastIp || userAgent !== lastUserAgent;
   }
 }

@@ -5,11 +5,11 @@
 import { hashesEqual } from "../keys/hash.js";
 import { parseToken } from "../keys/token.js";
 import { keyStatusAt, toInstant } from "../store/instants.js";
-import type { KeyUse } from "../store/types.js";
+import type { KeyUse, VerifiableKey } from "../store/types.js";
 import type { ServiceContext } from "./context.js";
 import { validationError, type FieldError } from "./errors.js";
 import type { VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
-import { checkScopes, SCOPES_MAX_COUNT } from "./validation.js";
+import { capUserAgent, checkScopes, SCOPES_MAX_COUNT } from "./validation.js";
 import { cacheKeyOf, NOT_FOUND, type CachedEntry, type CachedKey, type VerificationCache } from "./verification-cache.js";
 
 const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
@@ -59,7 +59,7 @@ export async function verifyToken(
     cacheKey = cacheKeyOf(hash);
     const cached = cache!.get(cacheKey);
     if (cached === NOT_FOUND) return { valid: false, code: "not_found", ...UNKNOWN_KEY };
-    if (cached !== undefined) return answer(ctx, recordUse, cached, parsed.keyPrefix, required, options, cache!, cached);
+    if (cached !== undefined) return answer(ctx, recordUse, cached, parsed.keyPrefix, required, options, cache, cached, null);
     readAt = cache!.now();
   }
 
@@ -75,7 +75,7 @@ export async function verifyToken(
     return { valid: false, code: "not_found", ...UNKNOWN_KEY };
   }
   const held = version === null ? null : cache!.fill(version, cacheKey, row, readAt);
-  return answer(ctx, recordUse, row, parsed.keyPrefix, required, options, cache, held);
+  return answer(ctx, recordUse, row, parsed.keyPrefix, required, options, cache, held, row);
 }
 
 /**
@@ -92,6 +92,7 @@ function answer(
   options: VerifyOptions,
   cache: VerificationCache | null,
   held: CachedEntry | null,
+  read: VerifiableKey | null,
 ): VerifyResult | Promise<VerifyResult> {
   const nowMs = ctx.clock().getTime();
   const now = toInstant(nowMs);
@@ -99,9 +100,11 @@ function answer(
   // Exact names: `admin` implies nothing to the operator's own services (VerifyOptions).
   const code: VerifyCode = status !== "active" ? status : required.every((scope) => row.scopes.includes(scope)) ? "valid" : "insufficient_scope";
   const ip = options.ip ?? null;
-  const userAgent = options.userAgent ?? null;
-  // Last use to the cache's resolution for a key it holds; every use otherwise.
-  if (code === "valid" && (held === null || cache!.recordsUse(held, nowMs, ip, userAgent))) {
+  // Capped before it is compared with the stored one, which was capped as it was recorded.
+  const userAgent = capUserAgent(options.userAgent ?? null);
+  // Last use to the cache's resolution (judged by the entry, or by the store's row of a key not
+  // kept); every use with the cache off.
+  if (code === "valid" && (cache === null || (held !== null ? cache.recordsUse(held, nowMs, ip, userAgent) : cache.recordsUseOf(read!, nowMs, ip, userAgent)))) {
     const queued = recordUse(row.id, { at: now, ip, userAgent });
     if (queued !== undefined) return queued.then(() => result(row, keyPrefix, code));
   }

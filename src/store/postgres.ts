@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import { newOrganizationId, newUserId } from "../keys/ids.js";
 import type { HashAlgorithm } from "../keys/hash.js";
-import { countActiveKeysSql, countsAgainstCap, KEY_ROW_SELECT, statusCondition } from "./key-sql.js";
+import { countActiveKeysSql, countsAgainstCap, KEY_ROW_SELECT, statusCondition, VERIFIABLE_KEY_BY_PREFIX } from "./key-sql.js";
 import { openPostgres, type PgSql, type PostgresStoreOptions } from "./postgres-open.js";
 import {
   KEY_EVENT_INSERT,
@@ -192,10 +192,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   async findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null> {
-    const [row] = await this.query<VerifiableKeyPgRow>(
-      "SELECT id, organization_id, user_id, project_id, key_hash, hash_algorithm, scopes, expires_at, revoked_at FROM api_keys WHERE key_prefix = $1",
-      [keyPrefix],
-    );
+    const [row] = await this.query<VerifiableKeyPgRow>(`${VERIFIABLE_KEY_BY_PREFIX}$1`, [keyPrefix]);
     if (!row) return null;
     // The hash Buffer as it is (a Buffer is a Uint8Array), as SqliteKeyStore gives it here.
     return {
@@ -209,6 +206,9 @@ export class PostgresKeyStore implements KeyStore {
       scopes: row.scopes,
       expires_at: row.expires_at,
       revoked_at: row.revoked_at,
+      last_used_at: row.last_used_at,
+      last_used_ip: row.last_used_ip,
+      last_used_user_agent: row.last_used_user_agent,
     };
   }
 

@@ -1,7 +1,7 @@
 // The SQLite store's row shapes and the SQL it shares between statements: how rows travel between
 // JavaScript and the tables, not what they mean.
 import type { HashAlgorithm } from "../keys/hash.js";
-import { countActiveKeysSql, countsAgainstCap, KEY_ROW_SELECT, statusCondition } from "./key-sql.js";
+import { countActiveKeysSql, countsAgainstCap, KEY_ROW_SELECT, statusCondition, VERIFIABLE_KEY_BY_PREFIX } from "./key-sql.js";
 import type { ApiKeyRow, KeyEventRow, PlannedEvent, ProjectRow, Transport } from "./types.js";
 
 export interface ApiKeyDbRow extends Omit<ApiKeyRow, "scopes" | "key_hash" | "hash_algorithm"> {
@@ -20,6 +20,9 @@ export type VerifiableKeyDbRow = [
   scopes: string,
   expires_at: string | null,
   revoked_at: string | null,
+  last_used_at: string | null,
+  last_used_ip: string | null,
+  last_used_user_agent: string | null,
 ];
 export interface ProjectDbRow extends Omit<ProjectRow, "default_scopes"> {
   default_scopes: string;
@@ -38,7 +41,7 @@ export const COUNT_ACTIVE_KEYS_SQL = countActiveKeysSql("@user_id", "@now");
 /** The status filters in SQLite's named parameters. */
 export const STATUS_CONDITION = statusCondition("@now");
 
-export { KEY_ROW_SELECT };
+export { KEY_ROW_SELECT, VERIFIABLE_KEY_BY_PREFIX };
 
 export function toApiKeyRow(row: ApiKeyDbRow): ApiKeyRow {
   return {

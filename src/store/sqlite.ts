@@ -9,6 +9,7 @@ import {
   COUNTS_AGAINST_CAP,
   eventParams,
   KEY_ROW_SELECT,
+  VERIFIABLE_KEY_BY_PREFIX,
   STATUS_CONDITION,
   toApiKeyRow,
   toKeyEventRow,
@@ -95,10 +96,7 @@ export class SqliteKeyStore implements KeyStore {
       keyById: db.prepare<[string], ApiKeyDbRow>(`${KEY_ROW_SELECT} WHERE api_keys.id = ?`),
       keyByPrefix: db.prepare<[string], ApiKeyDbRow>(`${KEY_ROW_SELECT} WHERE key_prefix = ?`),
       verifiableKeyByPrefix: db
-        .prepare<[string], VerifiableKeyDbRow>(
-          `SELECT id, organization_id, user_id, project_id, key_hash, hash_algorithm, scopes, expires_at, revoked_at
-           FROM api_keys WHERE key_prefix = ?`,
-        )
+        .prepare<[string], VerifiableKeyDbRow>(`${VERIFIABLE_KEY_BY_PREFIX}?`)
         .raw(true),
       // One statement for any number of ids: the list travels as one JSON array parameter.
       keyStandings: db.prepare<[string], { id: string; scopes: string; expires_at: string | null; revoked_at: string | null }>(
@@ -220,6 +218,9 @@ export class SqliteKeyStore implements KeyStore {
       scopes: this.parseScopes(row[6]),
       expires_at: row[7],
       revoked_at: row[8],
+      last_used_at: row[9],
+      last_used_ip: row[10],
+      last_used_user_agent: row[11],
     };
   }
 

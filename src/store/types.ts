@@ -64,7 +64,19 @@ export type KeyStanding = Pick<ApiKeyRow, "id" | "scopes" | "expires_at" | "revo
 /** What verification needs of a key, and no more: read on every verify, so kept narrow. */
 export type VerifiableKey = Pick<
   ApiKeyRow,
-  "id" | "organization_id" | "user_id" | "project_id" | "key_prefix" | "key_hash" | "hash_algorithm" | "scopes" | "expires_at" | "revoked_at"
+  | "id"
+  | "organization_id"
+  | "user_id"
+  | "project_id"
+  | "key_prefix"
+  | "key_hash"
+  | "hash_algorithm"
+  | "scopes"
+  | "expires_at"
+  | "revoked_at"
+  | "last_used_at"
+  | "last_used_ip"
+  | "last_used_user_agent"
 >;
 
 export interface KeyEventRow {

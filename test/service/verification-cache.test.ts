@@ -1,9 +1,10 @@
+import { createHash } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { checksumOf, generateToken } from "../../src/keys/token.js";
 import { verifyApiKey } from "../../src/index.js";
 import { KeyService } from "../../src/service/service.js";
 import type { KeyUseRecorder } from "../../src/service/types.js";
-import { NEGATIVE_ENTRY_TTL_MS, NOT_FOUND, VerificationCache } from "../../src/service/verification-cache.js";
+import { cacheKeyOf, NEGATIVE_ENTRY_TTL_MS, NOT_FOUND, VerificationCache } from "../../src/service/verification-cache.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyStore, KeyUse, VerifiableKey } from "../../src/store/types.js";
 import { openSqliteHarness, type Harness } from "../helpers/harness.js";
@@ -187,7 +188,7 @@ describe("the verification cache", () => {
     expect((await verifyApiKey(store, created.key)).code).toBe("revoked");
   });
 
-  it("is bounded by entries, keeping a key hit since over one that was not (second chance)", async () => {
+  it("is bounded by entries: a key enters a full cache once verified more often than the key it would evict, the oldest not hit since", async () => {
     const { store, reads } = countingReads(harness.store);
     const service = cachedService(store, { maxEntries: 3 });
     const keys = [];
@@ -195,14 +196,19 @@ describe("the verification cache", () => {
     for (const key of keys.slice(0, 3)) await service.verifyApiKey(key);
     await service.verifyApiKey(keys[0]!); // a hit: keys[0] gets its second chance
     expect(reads()).toBe(3);
-    await service.verifyApiKey(keys[3]!); // evicts keys[1], the oldest not hit since
+    // keys[3], verified once, does not displace keys[1], verified once too (TinyLFU's admission)...
+    expect(await service.verifyApiKey(keys[3]!)).toMatchObject({ valid: true });
     expect(reads()).toBe(4);
+    // ...so its second verification reads the store again; verified twice now, it evicts keys[1],
+    // the oldest not hit since.
+    await service.verifyApiKey(keys[3]!);
+    expect(reads()).toBe(5);
     await service.verifyApiKey(keys[0]!);
     await service.verifyApiKey(keys[2]!);
     await service.verifyApiKey(keys[3]!);
-    expect(reads()).toBe(4);
-    await service.verifyApiKey(keys[1]!);
     expect(reads()).toBe(5);
+    await service.verifyApiKey(keys[1]!);
+    expect(reads()).toBe(6);
   });
 });
 
@@ -226,10 +232,14 @@ function keyRow(n: number, scopes: string[] = ["tools:read"]): VerifiableKey {
     scopes,
     expires_at: "2027-01-01T00:00:00.000Z",
     revoked_at: null,
+    last_used_at: null,
+    last_used_ip: null,
+    last_used_user_agent: null,
   };
 }
 
-const hashKey = (n: number) => String(n).padStart(32, "x");
+/** A cache key as the service makes them, from a SHA-256 (cacheKeyOf): uniformly random code units. */
+const hashKey = (n: number) => cacheKeyOf(createHash("sha256").update(String(n)).digest());
 
 describe("VerificationCache", () => {
   it("is bounded by estimated bytes as well as entries", () => {
@@ -243,9 +253,6 @@ describe("VerificationCache", () => {
     expect(entries).toBeGreaterThan(5);
     expect(entries).toBeLessThan(40);
     expect(bytes / entries).toBeGreaterThan(300);
-    // Only the most recent remain.
-    expect(cache.get(hashKey(999))).toMatchObject({ id: keyRow(999).id });
-    expect(cache.get(hashKey(0))).toBeUndefined();
   });
 
   it("keeps not-found entries for a short while, in a bound of their own that cannot evict a key", () => {
@@ -350,6 +357,32 @@ describe("last use through the cache, to the minute", () => {
     await harness.service.createApiKey(harness.principal, { name: "another" });
     await service.verifyApiKey(created.key, { ip: "10.0.0.1" });
     expect(uses).toHaveLength(4);
+  });
+
+  it("judges a key read from the store by the last use stored with it, held or not", async () => {
+    const created = await harness.service.createApiKey(harness.principal, { name: "k" });
+    const start = harness.clock.now();
+    await harness.store.recordKeyUse(created.id, { at: start.toISOString(), ip: "10.0.0.1", userAgent: "gw/1" });
+    harness.clock.advance(30_000);
+    const verify = (service: KeyService, ip: string) => service.verifyApiKey(created.key, { ip, userAgent: "gw/1" });
+
+    // Held: the entry starts from the stored use.
+    const service = cachedService();
+    await verify(service, "10.0.0.1");
+    expect(uses).toHaveLength(0);
+    await verify(service, "10.0.0.2");
+    expect(uses.map(([, use]) => use.ip)).toEqual(["10.0.0.2"]);
+
+    // Not held (a full cache of one, whose key is verified as often): judged by the row each time.
+    const other = await harness.service.createApiKey(harness.principal, { name: "other" });
+    const full = cachedService(harness.store, { maxEntries: 1 });
+    await full.verifyApiKey(other.key);
+    uses = [];
+    await verify(full, "10.0.0.1");
+    expect(uses).toHaveLength(0);
+    harness.clock.advance(30_000); // a minute after the stored use
+    await verify(full, "10.0.0.1");
+    expect(uses.map(([id, use]) => [id, use.at])).toEqual([[created.id, new Date(start.getTime() + 60_000).toISOString()]]);
   });
 });
 

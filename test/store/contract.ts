@@ -199,7 +199,13 @@ export function describeKeyStoreContract(name: string, openStore: () => Promise<
           scopes: ["x"],
           expires_at: key.expires_at,
           revoked_at: at(1),
+          last_used_at: null,
+          last_used_ip: null,
+          last_used_user_agent: null,
         });
+        // With its last use, which a verification cache compares new uses with.
+        await store.recordKeyUse(key.id, { at: at(2), ip: "10.0.0.1", userAgent: "gw/1" });
+        expect(await store.findKeyForVerification(key.key_prefix)).toMatchObject({ last_used_at: at(2), last_used_ip: "10.0.0.1", last_used_user_agent: "gw/1" });
         expect(await store.findKeyForVerification("kw_unknown")).toBeNull();
       });
 

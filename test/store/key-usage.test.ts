@@ -83,8 +83,9 @@ describe("schema v3: last use in key_usage", () => {
           ["key_long", "2026-03-02T10:00:00.000Z"],
           ["key_never", null],
         ]);
-        // Verification reads the narrow row, without last use.
-        expect(Object.keys((await store.findKeyForVerification("kw_used0000001"))!)).not.toContain("last_used_at");
+        // Verification reads the narrow row, with the moved last use (which a verification cache compares new uses with).
+        expect(await store.findKeyForVerification("kw_used0000001")).toMatchObject({ id: "key_used", last_used_at: "2026-03-01T10:00:00.000Z", last_used_ip: "203.0.113.5" });
+        expect(await store.findKeyForVerification("kw_never000001")).toMatchObject({ id: "key_never", last_used_at: null, last_used_ip: null });
       } finally {
         await store.close();
       }

@@ -2,7 +2,8 @@
 -- successful verification records last use; written into the wide api_keys rows (hash, scopes,
 -- names…) each flush rewrote a random page per key. key_usage rows hold only what a use writes,
 -- clustered by key id (WITHOUT ROWID), so a flush touches far fewer, denser pages. A key with no
--- row here has never been used. Readers of a whole key LEFT JOIN it; verification never reads it.
+-- row here has never been used. Readers of a whole key LEFT JOIN it; so, later, did verification (for
+-- the verification cache's last-use rule, VERIFIABLE_KEY_BY_PREFIX in src/store/key-sql.ts).
 CREATE TABLE key_usage (
   key_id               TEXT PRIMARY KEY REFERENCES api_keys(id),
   last_used_at         TEXT NOT NULL,
