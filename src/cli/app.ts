@@ -3,7 +3,6 @@
 import { existsSync } from "node:fs";
 import { destination, pino, type Logger } from "pino";
 import { ConfigError, resolveConfig, type AppConfig, type DatabaseConfig, type RawOptions } from "../config/index.js";
-import { PEPPERED_ALGORITHM } from "../keys/hash.js";
 import { BufferedFailureRecorder } from "../service/failure-recorder.js";
 import { KeyService } from "../service/service.js";
 import { CoalescingUseRecorder } from "../service/use-recorder.js";
@@ -80,7 +79,7 @@ export async function openApp(
     await store.close();
   };
   // Keys whose hash cannot be computed here would fail every verification: refuse to start instead.
-  const unusable = await service.unusableHashAlgorithms().catch(async (error: unknown) => {
+  const unusable = await service.unusableHashAlgorithmsProblem(`database ${config.databaseLabel}`, "KEYWARDEN_PEPPER").catch(async (error: unknown) => {
     await close();
     throw error;
   });
@@ -94,17 +93,9 @@ export async function openApp(
       `KEYWARDEN_PEPPER is not the pepper database ${config.databaseLabel} hashes its keys with: set the one its keys were created with (keys made with another would never verify)`,
     );
   }
-  if (unusable.length > 0) {
+  if (unusable !== null) {
     await close();
-    throw new ConfigError(
-      unusable
-        .map((algorithm) =>
-          algorithm === PEPPERED_ALGORITHM
-            ? `database ${config.databaseLabel} holds keys hashed with ${algorithm}, which needs KEYWARDEN_PEPPER: set it to the pepper those keys were created with`
-            : `database ${config.databaseLabel} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
-        )
-        .join("; "),
-    );
+    throw new ConfigError(unusable);
   }
   return { config, store, service, logger, recorder, close };
 }

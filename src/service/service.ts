@@ -1,4 +1,4 @@
-import { createTokenHasher } from "../keys/hash.js";
+import { createTokenHasher, PEPPERED_ALGORITHM } from "../keys/hash.js";
 import { assertValidBrand } from "../keys/token.js";
 import type { KeyChangeListener, KeyStore, KeyUse } from "../store/types.js";
 import { listKeyEvents, recordDeniedCall } from "./audit.js";
@@ -84,6 +84,22 @@ export class KeyService {
    */
   async unusableHashAlgorithms(): Promise<string[]> {
     return (await this.store.listHashAlgorithms()).filter((algorithm) => !this.ctx.hasher.canHash(algorithm)).sort();
+  }
+
+  /**
+   * Why the stored keys cannot all be verified here, for an operator (unusableHashAlgorithms),
+   * with `store` naming the database and `pepper` where the pepper is set; null when they can.
+   */
+  async unusableHashAlgorithmsProblem(store: string, pepper: string): Promise<string | null> {
+    const unusable = await this.unusableHashAlgorithms();
+    if (unusable.length === 0) return null;
+    return unusable
+      .map((algorithm) =>
+        algorithm === PEPPERED_ALGORITHM
+          ? `${store} holds keys hashed with ${algorithm}, which needs ${pepper}: set it to the pepper those keys were created with`
+          : `${store} holds keys hashed with ${JSON.stringify(algorithm)}, which this keywarden cannot compute: upgrade keywarden`,
+      )
+      .join("; ");
   }
 
   /**

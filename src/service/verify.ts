@@ -14,7 +14,8 @@ export interface VerifyApiKeyOptions extends VerifyOptions {
 /**
  * Verifies a token in-process, with the same checks and answer as the verify_api_key tool and
  * `POST /v1/keys/verify`: `valid`, `code` and, for a known key, its id, prefix, owner, project,
- * scopes and expiry. Never throws for a bad token (only for bad `requiredScopes` or a store failure).
+ * scopes and expiry. Never throws for a bad token (only for bad `requiredScopes`, a store failure,
+ * or a store holding keys that cannot be verified with the settings given: see below).
  *
  * Pass the KeyService the rest of your program uses, or a store together with the pepper and key
  * brand it was written with:
@@ -25,22 +26,43 @@ export interface VerifyApiKeyOptions extends VerifyOptions {
 export function verifyApiKey(verifier: KeyService | KeyStore, token: string, options: VerifyApiKeyOptions = {}): Promise<VerifyResult> {
   // The service reads only the VerifyOptions fields, so the options go through as they are.
   if (verifier instanceof KeyService) return verifier.verifyApiKey(token, options);
-  return serviceFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand).verifyApiKey(token, options);
+  const { service, checked } = storeVerifierFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
+  if (checked.done) return service.verifyApiKey(token, options);
+  return checkKeysUsable(service, checked).then(() => service.verifyApiKey(token, options));
+}
+
+/** A service for a store and settings, and whether the store's keys were found verifiable with them. */
+interface StoreVerifier {
+  readonly service: KeyService;
+  readonly checked: { done: boolean };
 }
 
 /** One service per store and settings: verification is a hot path, so nothing is rebuilt per call. */
-const servicesByStore = new WeakMap<KeyStore, Map<string, KeyService>>();
+const verifiersByStore = new WeakMap<KeyStore, Map<string, StoreVerifier>>();
 
-function serviceFor(store: KeyStore, pepper: string | undefined, keyBrand: string): KeyService {
-  let services = servicesByStore.get(store);
-  if (!services) servicesByStore.set(store, (services = new Map()));
+function storeVerifierFor(store: KeyStore, pepper: string | undefined, keyBrand: string): StoreVerifier {
+  let verifiers = verifiersByStore.get(store);
+  if (!verifiers) verifiersByStore.set(store, (verifiers = new Map()));
   // A brand is [a-z0-9] only (BRAND_PATTERN), so a space tells it from whatever the pepper holds.
   const settings = pepper === undefined ? keyBrand : `${keyBrand} ${pepper}`;
-  let service = services.get(settings);
-  if (!service) {
+  let verifier = verifiers.get(settings);
+  if (!verifier) {
     // Last use batched per store (defaultUseRecorder), not one disk sync per call.
-    service = new KeyService({ store, pepper, config: { ...DEFAULT_SERVICE_CONFIG, keyBrand }, useRecorder: defaultUseRecorder(store) });
-    services.set(settings, service);
+    const service = new KeyService({ store, pepper, config: { ...DEFAULT_SERVICE_CONFIG, keyBrand }, useRecorder: defaultUseRecorder(store) });
+    verifier = { service, checked: { done: false } };
+    verifiers.set(settings, verifier);
   }
-  return service;
+  return verifier;
+}
+
+/**
+ * The server refuses to start on a database holding keys it cannot hash (peppered keys without the
+ * pepper, an algorithm newer than this build): each would answer not_found forever, and nothing
+ * would say why. The library refuses the same way, at the first call with these settings (one
+ * read of the stored algorithms), and again at each call until the store's keys are usable.
+ */
+async function checkKeysUsable(service: KeyService, checked: { done: boolean }): Promise<void> {
+  const problem = await service.unusableHashAlgorithmsProblem("this store", "the pepper option of verifyApiKey (KEYWARDEN_PEPPER)");
+  if (problem !== null) throw new Error(problem);
+  checked.done = true;
 }

@@ -70,7 +70,8 @@ describe("KeyService.verifyApiKey", () => {
     expect(await unpeppered.verifyApiKey(fresh.key)).toMatchObject({ valid: false, code: "not_found", key_id: null });
     const origin = { transport: "http" as const, clientAddress: "192.0.2.1", userAgent: null };
     expect(await unpeppered.authenticateKey(fresh.key, origin)).toMatchObject({ ok: false, reason: "not_found", keyPrefix: fresh.key_prefix });
-    expect(await verifyApiKey(harness.store, fresh.key)).toMatchObject({ valid: false, code: "not_found" });
+    // The library's verifyApiKey(store, …) is configured by its caller, like the CLI: it refuses.
+    await expect(verifyApiKey(harness.store, fresh.key)).rejects.toThrow(/holds keys hashed with hmac-sha256, which needs the pepper/);
     expect(await unpeppered.unusableHashAlgorithms()).toEqual(["hmac-sha256"]);
     expect(await harness.service.unusableHashAlgorithms()).toEqual([]);
     // A different pepper gives a different hash: not_found.
@@ -135,6 +136,22 @@ describe("verifyApiKey (library export)", () => {
     const acme = new KeyService({ store: harness.store, config: { policy: DEFAULT_POLICY, keyBrand: "acme" } });
     const acmeKey = await acme.createApiKey(harness.principal, { name: "acme" });
     expect(acmeKey.key.startsWith("acme_")).toBe(true);
-    expect((await verifyApiKey(harness.store, acmeKey.key, { keyBrand: "acme" })).code).toBe("valid");
+    // The store holds peppered keys, so every call on it passes the pepper (the next test).
+    expect((await verifyApiKey(harness.store, acmeKey.key, { keyBrand: "acme", pepper: PEPPER })).code).toBe("valid");
+  });
+
+  it("refuses a store holding peppered keys when called without the pepper, saying what to pass, as the server refuses to start", async () => {
+    const withPepper = new KeyService({ store: harness.store, pepper: PEPPER });
+    const created = await withPepper.createApiKey(harness.principal, { name: "k" });
+    const refusal = await verifyApiKey(harness.store, created.key).catch((caught: unknown) => caught);
+    expect(refusal).toBeInstanceOf(Error);
+    expect((refusal as Error).message).toBe(
+      "this store holds keys hashed with hmac-sha256, which needs the pepper option of verifyApiKey (KEYWARDEN_PEPPER): set it to the pepper those keys were created with",
+    );
+    // Never the token, never the pepper.
+    expect((refusal as Error).message).not.toContain(created.key.slice(16));
+    // Refused at every call until it is usable; with the pepper, verified.
+    await expect(verifyApiKey(harness.store, created.key)).rejects.toThrow(/needs the pepper option/);
+    expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER })).code).toBe("valid");
   });
 });
