@@ -1,5 +1,12 @@
 import { Command, Option } from "commander";
+import { DEFAULT_LOG_LEVEL } from "../config/app.js";
+import { DEFAULT_BRAND } from "../keys/token.js";
+import { DEFAULT_POLICY } from "../service/policy.js";
 import { DEFAULT_VERIFY_CACHE_BYTES, DEFAULT_VERIFY_CACHE_ENTRIES } from "../service/verification-cache.js";
+import { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS } from "../store/database.js";
+
+/** A day count or none (null), as the policy flags take it. */
+const daysOrNone = (days: number | null): string => (days === null ? "none" : String(days));
 
 /** Options every command shares: where the store is, who acts, and the policy. Flags beat environment. */
 export function addCommonOptions(command: Command): Command {
@@ -9,19 +16,19 @@ export function addCommonOptions(command: Command): Command {
         "KEYWARDEN_DB",
       ),
     )
-    .addOption(new Option("--pg-pool-size <n>", "PostgreSQL: connections per process (default: 10)").env("KEYWARDEN_PG_POOL_SIZE"))
+    .addOption(new Option("--pg-pool-size <n>", `PostgreSQL: connections per process (default: ${DEFAULT_PG_POOL_SIZE})`).env("KEYWARDEN_PG_POOL_SIZE"))
     .addOption(
-      new Option("--pg-statement-timeout <ms>", "PostgreSQL: statement_timeout of every connection, in milliseconds (default: 5000)").env(
+      new Option("--pg-statement-timeout <ms>", `PostgreSQL: statement_timeout of every connection, in milliseconds (default: ${DEFAULT_PG_STATEMENT_TIMEOUT_MS})`).env(
         "KEYWARDEN_PG_STATEMENT_TIMEOUT",
       ),
     )
     .addOption(new Option("--user <name>", "acting user (default: the OS user name); created on first use").env("KEYWARDEN_USER"))
-    .addOption(new Option("--key-brand <brand>", "token brand, 1-16 of [a-z0-9] (default: kw)").env("KEYWARDEN_KEY_BRAND"))
-    .addOption(new Option("--max-active-keys <n>", "active keys per user (default: 5)").env("KEYWARDEN_MAX_ACTIVE_KEYS"))
-    .addOption(new Option("--default-expiry-days <n|none>", "expiry of a key created without expires_at (default: 90)").env("KEYWARDEN_DEFAULT_EXPIRY_DAYS"))
-    .addOption(new Option("--max-expiry-days <n|none>", "latest allowed expires_at, in days (default: 365)").env("KEYWARDEN_MAX_EXPIRY_DAYS"))
-    .addOption(new Option("--default-scopes <a,b>", "scopes of user-level keys (default: tools:read,tools:execute)").env("KEYWARDEN_DEFAULT_SCOPES"))
-    .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default: info)").env("KEYWARDEN_LOG_LEVEL"))
+    .addOption(new Option("--key-brand <brand>", `token brand, 1-16 of [a-z0-9] (default: ${DEFAULT_BRAND})`).env("KEYWARDEN_KEY_BRAND"))
+    .addOption(new Option("--max-active-keys <n>", `active keys per user (default: ${DEFAULT_POLICY.maxActiveKeysPerUser})`).env("KEYWARDEN_MAX_ACTIVE_KEYS"))
+    .addOption(new Option("--default-expiry-days <n|none>", `expiry of a key created without expires_at (default: ${daysOrNone(DEFAULT_POLICY.defaultExpiryDays)})`).env("KEYWARDEN_DEFAULT_EXPIRY_DAYS"))
+    .addOption(new Option("--max-expiry-days <n|none>", `latest allowed expires_at, in days (default: ${daysOrNone(DEFAULT_POLICY.maxExpiryDays)})`).env("KEYWARDEN_MAX_EXPIRY_DAYS"))
+    .addOption(new Option("--default-scopes <a,b>", `scopes of user-level keys (default: ${DEFAULT_POLICY.defaultScopes.join(",")})`).env("KEYWARDEN_DEFAULT_SCOPES"))
+    .addOption(new Option("--log-level <level>", `fatal, error, warn, info, debug, trace or silent (default: ${DEFAULT_LOG_LEVEL})`).env("KEYWARDEN_LOG_LEVEL"))
     .addOption(
       new Option("--verify-cache-entries <n>", `verification cache: keys held at most; 0 turns it off (default: ${DEFAULT_VERIFY_CACHE_ENTRIES})`).env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
     )

@@ -1,6 +1,14 @@
 // keywarden (MCP over stdio, the default command) and keywarden serve (MCP over Streamable HTTP).
 import { Command, Option } from "commander";
-import { ConfigError, resolveHttpConfig, type RawOptions, type ServeRawOptions } from "../config/index.js";
+import { ConfigError, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, resolveHttpConfig, type RawOptions, type ServeRawOptions } from "../config/index.js";
+import {
+  DEFAULT_AUTH_FAILURE_LIMIT,
+  DEFAULT_AUTH_FAILURE_WINDOW_MS,
+  DEFAULT_KEY_WATCH_INTERVAL_MS,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_KEY,
+  DEFAULT_SESSION_IDLE_TIMEOUT_MS,
+} from "../transports/http/defaults.js";
 import type { Principal } from "../service/principal.js";
 import { SCOPE_TOOLS_EXECUTE, SCOPE_TOOLS_READ } from "../tools/access.js";
 import { VERSION } from "../version.js";
@@ -18,8 +26,8 @@ export function addStdioAction(program: Command): void {
 export function addServeCommand(program: Command): void {
   addCommonOptions(program.command("serve"))
     .description("serve MCP over Streamable HTTP at /mcp, with GET /healthz and POST /v1/keys/verify; callers authenticate with keys from the store")
-    .addOption(new Option("--host <address>", "address to bind (default: 127.0.0.1)").env("KEYWARDEN_HOST"))
-    .addOption(new Option("--port <n>", "port to listen on; 0 picks a free one (default: 3000)").env("KEYWARDEN_PORT"))
+    .addOption(new Option("--host <address>", `address to bind (default: ${DEFAULT_HTTP_HOST})`).env("KEYWARDEN_HOST"))
+    .addOption(new Option("--port <n>", `port to listen on; 0 picks a free one (default: ${DEFAULT_HTTP_PORT})`).env("KEYWARDEN_PORT"))
     .option("--stateless", "no sessions, for load balancers: a fresh server per POST, GET and DELETE get 405, a stop that needs confirmation is refused (env: KEYWARDEN_STATELESS=1)")
     .addOption(
       new Option("--allowed-origins <a,b>", "origins (scheme://host[:port]) browsers may call from (default: loopback origins only)").env(
@@ -34,27 +42,27 @@ export function addServeCommand(program: Command): void {
     .option("--allow-query-key", "also accept the key as ?admin_key=… when no Authorization header is sent (env: KEYWARDEN_ALLOW_QUERY_KEY=1)")
     .option("--no-auth", "no key needed: every request acts as the operator user with tools:read and tools:execute (loopback only)")
     .addOption(
-      new Option("--session-idle-timeout <seconds>", "close a session after this long without a request (default: 1800)").env(
+      new Option("--session-idle-timeout <seconds>", `close a session after this long without a request (default: ${DEFAULT_SESSION_IDLE_TIMEOUT_MS / 1000})`).env(
         "KEYWARDEN_SESSION_IDLE_TIMEOUT",
       ),
     )
     .addOption(
-      new Option("--max-sessions <n>", "open sessions at most; one more initialize gets 503 unless its key has one to give up (default: 1000)").env(
+      new Option("--max-sessions <n>", `open sessions at most; one more initialize gets 503 unless its key has one to give up (default: ${DEFAULT_MAX_SESSIONS})`).env(
         "KEYWARDEN_MAX_SESSIONS",
       ),
     )
     .addOption(
-      new Option("--max-sessions-per-key <n>", "open sessions per key; one more closes that key's least recently used (default: 10)").env(
+      new Option("--max-sessions-per-key <n>", `open sessions per key; one more closes that key's least recently used (default: ${DEFAULT_MAX_SESSIONS_PER_KEY})`).env(
         "KEYWARDEN_MAX_SESSIONS_PER_KEY",
       ),
     )
     .addOption(
-      new Option("--auth-failure-limit <n>", "failed authentications per client address (IPv6: per /64) before its further failures get 429; valid keys are still served (default: 30)").env(
+      new Option("--auth-failure-limit <n>", `failed authentications per client address (IPv6: per /64) before its further failures get 429; valid keys are still served (default: ${DEFAULT_AUTH_FAILURE_LIMIT})`).env(
         "KEYWARDEN_AUTH_FAILURE_LIMIT",
       ),
     )
     .addOption(
-      new Option("--auth-failure-window <seconds>", "the window those failures are counted in, and further failures get 429 for (default: 300)").env(
+      new Option("--auth-failure-window <seconds>", `the window those failures are counted in, and further failures get 429 for (default: ${DEFAULT_AUTH_FAILURE_WINDOW_MS / 1000})`).env(
         "KEYWARDEN_AUTH_FAILURE_WINDOW",
       ),
     )
@@ -66,7 +74,7 @@ export function addServeCommand(program: Command): void {
     .addOption(
       new Option(
         "--key-watch-interval <ms>",
-        "re-read the keys that own sessions this often, to close those revoked, expired or narrowed elsewhere; the bound when no notification arrives (default: 2000)",
+        `re-read the keys that own sessions this often, to close those revoked, expired or narrowed elsewhere; the bound when no notification arrives (default: ${DEFAULT_KEY_WATCH_INTERVAL_MS})`,
       ).env("KEYWARDEN_KEY_WATCH_INTERVAL"),
     )
     .option(

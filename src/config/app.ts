@@ -64,6 +64,9 @@ export function defaultUserName(): string {
 }
 
 /** Turns merged flag/environment values into a checked configuration, or one clear ConfigError. */
+/** The log level without --log-level / KEYWARDEN_LOG_LEVEL. */
+export const DEFAULT_LOG_LEVEL = "info";
+
 export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = process.env): AppConfig {
   const policy: Policy = {
     maxActiveKeysPerUser: positiveInteger("--max-active-keys / KEYWARDEN_MAX_ACTIVE_KEYS", options.maxActiveKeys, DEFAULT_POLICY.maxActiveKeysPerUser),
@@ -97,7 +100,7 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
 
   const userName = parseName("--user / KEYWARDEN_USER", options.user ?? defaultUserName());
 
-  const logLevel = (options.logLevel ?? "info").toLowerCase();
+  const logLevel = (options.logLevel ?? DEFAULT_LOG_LEVEL).toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level / KEYWARDEN_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(options.logLevel)}`);
   }

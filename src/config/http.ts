@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { isLoopbackHost } from "../net/hosts.js";
+import { DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_AUTH_FAILURE_WINDOW_MS, DEFAULT_SESSION_IDLE_TIMEOUT_MS } from "../transports/http/defaults.js";
 import type { RawOptions } from "./app.js";
 import { booleanEnv, ConfigError, parseList, positiveInteger } from "./parsers.js";
 
@@ -168,11 +169,11 @@ export function resolveHttpConfig(options: ServeRawOptions, env: NodeJS.ProcessE
     allowedHosts,
     allowQueryKey: options.allowQueryKey === true || booleanEnv("KEYWARDEN_ALLOW_QUERY_KEY", env),
     noAuth,
-    sessionIdleTimeoutMs: seconds("--session-idle-timeout / KEYWARDEN_SESSION_IDLE_TIMEOUT", options.sessionIdleTimeout, 1800),
+    sessionIdleTimeoutMs: seconds("--session-idle-timeout / KEYWARDEN_SESSION_IDLE_TIMEOUT", options.sessionIdleTimeout, DEFAULT_SESSION_IDLE_TIMEOUT_MS / 1000),
     maxSessions: optionalPositiveInteger("--max-sessions / KEYWARDEN_MAX_SESSIONS", options.maxSessions),
     maxSessionsPerKey: optionalPositiveInteger("--max-sessions-per-key / KEYWARDEN_MAX_SESSIONS_PER_KEY", options.maxSessionsPerKey),
-    authFailureLimit: positiveInteger("--auth-failure-limit / KEYWARDEN_AUTH_FAILURE_LIMIT", options.authFailureLimit, 30),
-    authFailureWindowMs: seconds("--auth-failure-window / KEYWARDEN_AUTH_FAILURE_WINDOW", options.authFailureWindow, 300),
+    authFailureLimit: positiveInteger("--auth-failure-limit / KEYWARDEN_AUTH_FAILURE_LIMIT", options.authFailureLimit, DEFAULT_AUTH_FAILURE_LIMIT),
+    authFailureWindowMs: seconds("--auth-failure-window / KEYWARDEN_AUTH_FAILURE_WINDOW", options.authFailureWindow, DEFAULT_AUTH_FAILURE_WINDOW_MS / 1000),
     trustProxy,
     keyWatchIntervalMs,
     keyChangeNotifications: options.keyNotifications !== false && notificationsEnv,

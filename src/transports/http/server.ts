@@ -12,7 +12,14 @@ import { defaultAllowedHosts, endpointMethods, normalizeOrigin } from "./guards.
 import { createMcpHandler } from "./mcp.js";
 import { createPipeline } from "./pipeline.js";
 import { RequestLog } from "./request-log.js";
-import { DEFAULT_KEY_WATCH_INTERVAL_MS, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_KEY, DEFAULT_SESSION_IDLE_TIMEOUT_MS } from "./sessions.js";
+import {
+  DEFAULT_AUTH_FAILURE_LIMIT,
+  DEFAULT_AUTH_FAILURE_WINDOW_MS,
+  DEFAULT_KEY_WATCH_INTERVAL_MS,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_KEY,
+  DEFAULT_SESSION_IDLE_TIMEOUT_MS,
+} from "./defaults.js";
 import { createVerifyHandler } from "./verify.js";
 
 // startHttpServer: builds the guards, the handlers and the two adapters once, and listens.
@@ -101,8 +108,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     allowedOrigins: options.allowedOrigins ? new Set(options.allowedOrigins.map((origin) => normalizeOrigin(origin) ?? origin)) : null,
     anonymousPrincipal,
     allowQueryKey: options.allowQueryKey ?? false,
-    authFailureLimit: options.authFailureLimit ?? 30,
-    authFailureWindowMs: options.authFailureWindowMs ?? 300_000,
+    authFailureLimit: options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
+    authFailureWindowMs: options.authFailureWindowMs ?? DEFAULT_AUTH_FAILURE_WINDOW_MS,
   });
   const requestLog = new RequestLog(logger);
   const verify = createVerifyHandler(service);

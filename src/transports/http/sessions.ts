@@ -9,11 +9,7 @@ import type { KeyStandingNow } from "../../service/service.js";
 // and streams: the keys owning sessions are re-read when the store reports a change of theirs
 // (recheckKeys), and on a short interval whether or not it does (README, "Running several instances").
 
-/** Defaults of `keywarden serve` (README, Configuration). */
-export const DEFAULT_MAX_SESSIONS = 1000;
-export const DEFAULT_MAX_SESSIONS_PER_KEY = 10;
-export const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 30 * 60_000;
-export const DEFAULT_KEY_WATCH_INTERVAL_MS = 2000;
+export { DEFAULT_KEY_WATCH_INTERVAL_MS, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_KEY, DEFAULT_SESSION_IDLE_TIMEOUT_MS } from "./defaults.js";
 
 /** Why a session ended, as the log says it. */
 export type SessionCloseReason =
