@@ -2,7 +2,7 @@ import { Command, Option } from "commander";
 import { DEFAULT_LOG_LEVEL } from "../config/app.js";
 import { DEFAULT_BRAND } from "../keys/token.js";
 import { DEFAULT_POLICY } from "../service/policy.js";
-import { DEFAULT_VERIFY_CACHE_BYTES, DEFAULT_VERIFY_CACHE_ENTRIES } from "../service/verification-cache.js";
+import { DEFAULT_VERIFY_CACHE_BYTES, DEFAULT_VERIFY_CACHE_ENTRIES, MAX_VERIFY_CACHE_ENTRIES } from "../service/verification-cache.js";
 import { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS } from "../store/database.js";
 
 /** A day count or none (null), as the policy flags take it. */
@@ -30,7 +30,7 @@ export function addCommonOptions(command: Command): Command {
     .addOption(new Option("--default-scopes <a,b>", `scopes of user-level keys (default: ${DEFAULT_POLICY.defaultScopes.join(",")})`).env("KEYWARDEN_DEFAULT_SCOPES"))
     .addOption(new Option("--log-level <level>", `fatal, error, warn, info, debug, trace or silent (default: ${DEFAULT_LOG_LEVEL})`).env("KEYWARDEN_LOG_LEVEL"))
     .addOption(
-      new Option("--verify-cache-entries <n>", `verification cache: keys held at most; 0 turns it off (default: ${DEFAULT_VERIFY_CACHE_ENTRIES})`).env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
+      new Option("--verify-cache-entries <n>", `verification cache: keys held at most, up to ${MAX_VERIFY_CACHE_ENTRIES}; 0 turns it off (default: ${DEFAULT_VERIFY_CACHE_ENTRIES})`).env("KEYWARDEN_VERIFY_CACHE_ENTRIES"),
     )
     .addOption(
       new Option("--verify-cache-bytes <n>", `verification cache: estimated bytes held at most (default: ${DEFAULT_VERIFY_CACHE_BYTES}, ${DEFAULT_VERIFY_CACHE_BYTES / 1024 / 1024} MiB)`).env("KEYWARDEN_VERIFY_CACHE_BYTES"),

@@ -2,6 +2,7 @@
 // calls run(process.argv); tests import buildProgram to inspect the tree.
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/index.js";
+import { PEPPER_MIN_LENGTH } from "../config/app.js";
 import { ServiceError } from "../service/errors.js";
 import { StoreOpenError } from "../store/errors.js";
 import { VERSION } from "../version.js";
@@ -25,6 +26,18 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`keywarden: ${text.replace(/^error: /, "").replace(/\s*\n(?=.)/g, " ")}`) });
   addStdioAction(program);
   addServeCommand(program);
+  // Settings that are no flag (a secret belongs in the environment, not in a command line that
+  // `ps` shows), and where each command's own flags are listed (README, Configuration).
+  program.addHelpText(
+    "after",
+    [
+      "",
+      "Environment only:",
+      `  KEYWARDEN_PEPPER  when set (${PEPPER_MIN_LENGTH}+ characters), keys are hashed with HMAC-SHA-256 keyed by it; keep it secret and stable`,
+      "",
+      "Each command's own flags: keywarden serve --help, keywarden admin <command> --help.",
+    ].join("\n"),
+  );
 
   const admin = program.command("admin").description("operator commands that act on the database directly").enablePositionalOptions();
   // In the order `keywarden admin --help` lists them.

@@ -64,6 +64,9 @@ export function defaultUserName(): string {
 }
 
 /** Turns merged flag/environment values into a checked configuration, or one clear ConfigError. */
+/** KEYWARDEN_PEPPER's shortest accepted length (README, Configuration). */
+export const PEPPER_MIN_LENGTH = 16;
+
 /** The log level without --log-level / KEYWARDEN_LOG_LEVEL. */
 export const DEFAULT_LOG_LEVEL = "info";
 
@@ -106,8 +109,8 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
   }
 
   const pepper = env.KEYWARDEN_PEPPER;
-  if (pepper !== undefined && pepper.length < 16) {
-    throw new ConfigError("KEYWARDEN_PEPPER must be at least 16 characters (or unset)");
+  if (pepper !== undefined && pepper.length < PEPPER_MIN_LENGTH) {
+    throw new ConfigError(`KEYWARDEN_PEPPER must be at least ${PEPPER_MIN_LENGTH} characters (or unset)`);
   }
 
   const isAdmin = booleanEnv("KEYWARDEN_ADMIN", env) || options.admin === true;

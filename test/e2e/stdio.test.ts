@@ -198,9 +198,11 @@ describe("keywarden CLI errors", () => {
     const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
     expect(runCli(["--version"]).stdout.trim()).toBe(pkg.version);
     const help = runCli(["--help"]).stdout;
-    for (const env of ["KEYWARDEN_DB", "KEYWARDEN_USER", "KEYWARDEN_KEY_BRAND", "KEYWARDEN_MAX_ACTIVE_KEYS", "KEYWARDEN_ADMIN"]) {
+    for (const env of ["KEYWARDEN_DB", "KEYWARDEN_USER", "KEYWARDEN_KEY_BRAND", "KEYWARDEN_MAX_ACTIVE_KEYS", "KEYWARDEN_ADMIN", "KEYWARDEN_PEPPER"]) {
       expect(help).toContain(env);
     }
+    // Where the commands' own flags are listed.
+    expect(help).toContain("keywarden serve --help");
   });
 });
 
