@@ -97,6 +97,11 @@ class NotFoundEntry implements Held {
  */
 const ENTRY_OVERHEAD = 215;
 const NEGATIVE_OVERHEAD = 125;
+/**
+ * Distinct client addresses and user agents the entries remember last uses from, at most: with
+ * user agents capped at 256 characters, about 2 MiB.
+ */
+export const MAX_REMEMBERED_ORIGINS = 4096;
 /** Distinct organization, user and project ids held for sharing at most; then the pool starts again. */
 const INTERNED_IDS_MAX = 65_536;
 
@@ -123,6 +128,8 @@ export class VerificationCache {
   private readonly negativeTtlMs: number;
   /** One string per distinct organization, user and project id, shared by the entries that name it. */
   private readonly ids = new Map<string, string>();
+  /** The client addresses and user agents entries hold for last use (noteUse); emptied with the entries. */
+  private readonly origins = new Map<string, string>();
   private readonly lastUseResolutionMs: number;
 
   constructor(
@@ -166,6 +173,7 @@ export class VerificationCache {
     if (version !== this.version) {
       this.positive.clear();
       this.negative.clear();
+      this.origins.clear();
       this.version = version;
     }
     return version;
@@ -221,9 +229,7 @@ export class VerificationCache {
       at,
     );
     // The store's last use stands for one recorded through the entry (recordsUse).
-    entry.useUntilMs = this.lastUseUntilMs(key);
-    entry.useIp = key.last_used_ip;
-    entry.useUserAgent = key.last_used_user_agent;
+    this.noteUse(entry, this.lastUseUntilMs(key), key.last_used_ip, key.last_used_user_agent);
     this.negative.delete(cacheKey);
     return this.positive.set(cacheKey, entry) ? entry : null;
   }
@@ -237,10 +243,33 @@ export class VerificationCache {
    */
   recordsUse(entry: CachedEntry, atMs: number, ip: string | null, userAgent: string | null): boolean {
     if (!this.isNewUse(entry.useUntilMs, entry.useIp, entry.useUserAgent, atMs, ip, userAgent)) return false;
-    entry.useUntilMs = atMs + this.lastUseResolutionMs;
-    entry.useIp = ip;
-    entry.useUserAgent = userAgent;
+    this.noteUse(entry, atMs + this.lastUseResolutionMs, ip, userAgent);
     return true;
+  }
+
+  /**
+   * Keeps on the entry the last use recorded, its address and user agent as pooled strings: an
+   * entry's estimated bytes leave them out, so a string each (a user agent up to 256 characters)
+   * would have let 100,000 entries outgrow the bound by tens of MiB. Past the pool's bound the
+   * entry remembers no use, and the next is recorded.
+   */
+  private noteUse(entry: CachedEntry, untilMs: number, ip: string | null, userAgent: string | null): void {
+    const pooledIp = this.pooled(ip);
+    const pooledUserAgent = this.pooled(userAgent);
+    const remembered = pooledIp !== undefined && pooledUserAgent !== undefined;
+    entry.useUntilMs = remembered ? untilMs : -1;
+    entry.useIp = remembered ? pooledIp : null;
+    entry.useUserAgent = remembered ? pooledUserAgent : null;
+  }
+
+  /** One string per distinct address or user agent; undefined once the pool holds MAX_REMEMBERED_ORIGINS. */
+  private pooled(text: string | null): string | null | undefined {
+    if (text === null) return null;
+    const known = this.origins.get(text);
+    if (known !== undefined) return known;
+    if (this.origins.size >= MAX_REMEMBERED_ORIGINS) return undefined;
+    this.origins.set(text, text);
+    return text;
   }
 
   /**

@@ -26,15 +26,15 @@ export interface VerifyApiKeyOptions extends VerifyOptions {
 export function verifyApiKey(verifier: KeyService | KeyStore, token: string, options: VerifyApiKeyOptions = {}): Promise<VerifyResult> {
   // The service reads only the VerifyOptions fields, so the options go through as they are.
   if (verifier instanceof KeyService) return verifier.verifyApiKey(token, options);
-  const { service, checked } = storeVerifierFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
-  if (checked.done) return service.verifyApiKey(token, options);
-  return checkKeysUsable(service, checked).then(() => service.verifyApiKey(token, options));
+  const forStore = storeVerifierFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
+  if (forStore.keysUsable) return forStore.service.verifyApiKey(token, options);
+  return checkKeysUsable(forStore).then(() => forStore.service.verifyApiKey(token, options));
 }
 
 /** A service for a store and settings, and whether the store's keys were found verifiable with them. */
 interface StoreVerifier {
   readonly service: KeyService;
-  readonly checked: { done: boolean };
+  keysUsable: boolean;
 }
 
 /** One service per store and settings: verification is a hot path, so nothing is rebuilt per call. */
@@ -49,7 +49,7 @@ function storeVerifierFor(store: KeyStore, pepper: string | undefined, keyBrand:
   if (!verifier) {
     // Last use batched per store (defaultUseRecorder), not one disk sync per call.
     const service = new KeyService({ store, pepper, config: { ...DEFAULT_SERVICE_CONFIG, keyBrand }, useRecorder: defaultUseRecorder(store) });
-    verifier = { service, checked: { done: false } };
+    verifier = { service, keysUsable: false };
     verifiers.set(settings, verifier);
   }
   return verifier;
@@ -61,8 +61,8 @@ function storeVerifierFor(store: KeyStore, pepper: string | undefined, keyBrand:
  * would say why. The library refuses the same way, at the first call with these settings (one
  * read of the stored algorithms), and again at each call until the store's keys are usable.
  */
-async function checkKeysUsable(service: KeyService, checked: { done: boolean }): Promise<void> {
-  const problem = await service.unusableHashAlgorithmsProblem("this store", "the pepper option of verifyApiKey (KEYWARDEN_PEPPER)");
+async function checkKeysUsable(verifier: StoreVerifier): Promise<void> {
+  const problem = await verifier.service.unusableHashAlgorithmsProblem("this store", "the pepper option of verifyApiKey (KEYWARDEN_PEPPER)");
   if (problem !== null) throw new Error(problem);
-  checked.done = true;
+  verifier.keysUsable = true;
 }

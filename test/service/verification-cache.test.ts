@@ -4,7 +4,7 @@ import { checksumOf, generateToken } from "../../src/keys/token.js";
 import { verifyApiKey } from "../../src/index.js";
 import { KeyService } from "../../src/service/service.js";
 import type { KeyUseRecorder } from "../../src/service/types.js";
-import { cacheKeyOf, NEGATIVE_ENTRY_TTL_MS, NOT_FOUND, VerificationCache } from "../../src/service/verification-cache.js";
+import { cacheKeyOf, MAX_REMEMBERED_ORIGINS, NEGATIVE_ENTRY_TTL_MS, NOT_FOUND, VerificationCache } from "../../src/service/verification-cache.js";
 import { SqliteKeyStore } from "../../src/store/sqlite.js";
 import type { KeyStore, KeyUse, VerifiableKey } from "../../src/store/types.js";
 import { openSqliteHarness, type Harness } from "../helpers/harness.js";
@@ -253,6 +253,25 @@ describe("VerificationCache", () => {
     expect(entries).toBeGreaterThan(5);
     expect(entries).toBeLessThan(40);
     expect(bytes / entries).toBeGreaterThan(300);
+  });
+
+  it("remembers last uses from at most MAX_REMEMBERED_ORIGINS addresses and user agents; past them, records every use", () => {
+    const { store, state } = versionedStore();
+    const cache = new VerificationCache(store);
+    const version = cache.open()!;
+    const entry = cache.fill(version, hashKey(1), keyRow(1), 0)!;
+    // One address, MAX_REMEMBERED_ORIGINS - 1 user agents: the pool is full.
+    for (let n = 0; n < MAX_REMEMBERED_ORIGINS - 1; n++) expect(cache.recordsUse(entry, 0, "10.0.0.1", `agent/${n}`)).toBe(true);
+    expect(cache.recordsUse(entry, 0, "10.0.0.1", "agent/0")).toBe(true);
+    expect(cache.recordsUse(entry, 0, "10.0.0.1", "agent/0")).toBe(false);
+    // A user agent the pool cannot take: recorded, and not remembered.
+    expect(cache.recordsUse(entry, 0, "10.0.0.1", "agent/new")).toBe(true);
+    expect(cache.recordsUse(entry, 0, "10.0.0.1", "agent/new")).toBe(true);
+    // A change of keys empties the pool with the entries.
+    state.version = 1;
+    const next = cache.fill(cache.open()!, hashKey(1), keyRow(1), 0)!;
+    expect(cache.recordsUse(next, 0, "10.0.0.1", "agent/new")).toBe(true);
+    expect(cache.recordsUse(next, 0, "10.0.0.1", "agent/new")).toBe(false);
   });
 
   it("keeps not-found entries for a short while, in a bound of their own that cannot evict a key", () => {
