@@ -22,6 +22,14 @@ const CUT_OFF = new Set([
   "internal error; the operation was not completed",
 ]);
 
+/**
+ * A request whose bearer key cannot be judged while PostgreSQL is down: the verification cache is
+ * bypassed while the key-change listener is lost (README, "Verification cache"), so the key is read
+ * from the store, which does not answer, and the server says 503 with Retry-After (README, "Limits
+ * and errors"). Whether a request lands in that window is a matter of timing.
+ */
+const STORE_UNAVAILABLE = /Error POSTing to endpoint: \{"error":"temporarily_unavailable","error_description":"The key store did not answer; retry later"\}$/;
+
 let cluster: PgCluster | null = null;
 let serve: ServeInstance | null = null;
 afterAll(async () => {
@@ -84,7 +92,7 @@ describe.skipIf(!PG_URL)("keywarden serve while PostgreSQL restarts under writes
 
     expect(serve.server.child.exitCode).toBeNull();
     expect(acknowledgedAfter.every((count) => count >= 10), `acknowledged after each restart: ${acknowledgedAfter}`).toBe(true);
-    expect(transportErrors).toEqual([]);
+    expect(transportErrors.filter((message) => !STORE_UNAVAILABLE.test(message))).toEqual([]);
     expect(failures.filter((message) => !CUT_OFF.has(message))).toEqual([]);
     // Nothing the server acknowledged was lost by a restart.
     const { client } = await connectHttp(url, admin.key);
