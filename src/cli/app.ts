@@ -79,23 +79,15 @@ export async function openApp(
     await store.close();
   };
   // Keys whose hash cannot be computed here would fail every verification: refuse to start instead.
-  const unusable = await service.unusableHashAlgorithmsProblem(`database ${config.databaseLabel}`, "KEYWARDEN_PEPPER").catch(async (error: unknown) => {
+  const problem = await service
+    .unverifiableKeysProblem(`database ${config.databaseLabel}`, "KEYWARDEN_PEPPER", { recordPepper: true })
+    .catch(async (error: unknown) => {
+      await close();
+      throw error;
+    });
+  if (problem !== null) {
     await close();
-    throw error;
-  });
-  const pepperDiffers = await service.pepperDiffers().catch(async (error: unknown) => {
-    await close();
-    throw error;
-  });
-  if (pepperDiffers) {
-    await close();
-    throw new ConfigError(
-      `KEYWARDEN_PEPPER is not the pepper database ${config.databaseLabel} hashes its keys with: set the one its keys were created with (keys made with another would never verify)`,
-    );
-  }
-  if (unusable !== null) {
-    await close();
-    throw new ConfigError(unusable);
+    throw new ConfigError(problem);
   }
   return { config, store, service, logger, recorder, close };
 }

@@ -2,7 +2,7 @@
 // calls run(process.argv); tests import buildProgram to inspect the tree.
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/index.js";
-import { PEPPER_MIN_LENGTH } from "../config/app.js";
+import { PEPPER_MIN_LENGTH } from "../keys/hash.js";
 import { ServiceError } from "../service/errors.js";
 import { StoreOpenError } from "../store/errors.js";
 import { VERSION } from "../version.js";

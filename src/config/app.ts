@@ -1,6 +1,7 @@
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import envPaths from "env-paths";
+import { pepperProblem } from "../keys/hash.js";
 import { assertValidBrand, DEFAULT_BRAND } from "../keys/token.js";
 import { checkPolicy, DEFAULT_POLICY, type Policy, type ServiceConfig } from "../service/policy.js";
 import { DEFAULT_PG_POOL_SIZE, DEFAULT_PG_STATEMENT_TIMEOUT_MS, isPostgresUrl, redactDatabaseUrl } from "../store/database.js";
@@ -64,9 +65,6 @@ export function defaultUserName(): string {
 }
 
 /** Turns merged flag/environment values into a checked configuration, or one clear ConfigError. */
-/** KEYWARDEN_PEPPER's shortest accepted length (README, Configuration). */
-export const PEPPER_MIN_LENGTH = 16;
-
 /** The log level without --log-level / KEYWARDEN_LOG_LEVEL. */
 export const DEFAULT_LOG_LEVEL = "info";
 
@@ -109,9 +107,8 @@ export function resolveConfig(options: RawOptions, env: NodeJS.ProcessEnv = proc
   }
 
   const pepper = env.KEYWARDEN_PEPPER;
-  if (pepper !== undefined && pepper.length < PEPPER_MIN_LENGTH) {
-    throw new ConfigError(`KEYWARDEN_PEPPER must be at least ${PEPPER_MIN_LENGTH} characters (or unset)`);
-  }
+  const badPepper = pepper === undefined ? null : pepperProblem(pepper);
+  if (badPepper !== null) throw new ConfigError(`KEYWARDEN_PEPPER ${badPepper} (or unset)`);
 
   const isAdmin = booleanEnv("KEYWARDEN_ADMIN", env) || options.admin === true;
 

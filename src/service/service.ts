@@ -87,10 +87,16 @@ export class KeyService {
   }
 
   /**
-   * Why the stored keys cannot all be verified here, for an operator (unusableHashAlgorithms),
-   * with `store` naming the database and `pepper` where the pepper is set; null when they can.
+   * Why the stored keys cannot all be verified here, for an operator: the pepper is not the one
+   * recorded (pepperDiffers), or they use algorithms this hasher cannot compute
+   * (unusableHashAlgorithms); null when they can all be. `store` names the database, `pepper`
+   * where the pepper is set. The CLI refuses to start on a problem, the library's verifyApiKey to
+   * verify (src/service/verify.ts): one message for both.
    */
-  async unusableHashAlgorithmsProblem(store: string, pepper: string): Promise<string | null> {
+  async unverifiableKeysProblem(store: string, pepper: string, options: { recordPepper: boolean }): Promise<string | null> {
+    if (await this.pepperDiffers(options)) {
+      return `${pepper} is not the pepper ${store} hashes its keys with: set the one its keys were created with (keys made with another would never verify)`;
+    }
     const unusable = await this.unusableHashAlgorithms();
     if (unusable.length === 0) return null;
     return unusable
@@ -104,12 +110,15 @@ export class KeyService {
 
   /**
    * Whether the configured pepper differs from the one this database's keys are hashed with (the
-   * first pepper a start recorded). Keys made with another pepper would never verify.
+   * first pepper recorded). Keys made with another pepper would never verify. `recordPepper`: a
+   * server's start records its pepper's fingerprint when none is; a verifier only reads, so that a
+   * mistaken pepper given to verifyApiKey cannot lock the right one out.
    */
-  async pepperDiffers(): Promise<boolean> {
+  async pepperDiffers({ recordPepper = true }: { recordPepper?: boolean } = {}): Promise<boolean> {
     const mine = this.ctx.hasher.pepperFingerprint;
     if (mine === null) return false;
-    return (await this.store.recordPepperFingerprint(mine, this.ctx.clock().toISOString())) !== mine;
+    const recorded = recordPepper ? await this.store.recordPepperFingerprint(mine, this.ctx.clock().toISOString()) : await this.store.pepperFingerprint();
+    return recorded !== null && recorded !== mine;
   }
 
   /** The principal of a caller without a key (stdio, the CLI): the named user, created on first use. */
@@ -157,7 +166,7 @@ export class KeyService {
   /**
    * README, "The key itself", in order: parse and checksum (no I/O), look up by key_prefix, compare
    * hashes in constant time, revoked, expired, required scopes, then record the use. Every outcome
-   * has the same shape; only a caller error (bad required_scopes) throws. Never echoes the token.
+   * has the same shape; only a caller error (bad requiredScopes) throws. Never echoes the token.
    */
   verifyApiKey(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     return verifyToken(this.ctx, this.recordUse, token, options, this.verificationCache);

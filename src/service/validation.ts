@@ -204,6 +204,24 @@ export function checkScopes(field: string, scopes: string[], errors: FieldError[
   return [...new Set(scopes)];
 }
 
+/**
+ * The scopes a verification requires: scope names (checkScopes), at most SCOPES_MAX_COUNT. No value
+ * is echoed: a caller that mixed up its arguments may have put a token here. The tool and the HTTP
+ * endpoint name the field `required_scopes`, the library `requiredScopes`; a library caller in
+ * plain JavaScript may pass anything, so a value that is not a list of strings is refused too.
+ */
+export function checkRequiredScopes(field: string, value: unknown, errors: FieldError[]): string[] {
+  if (!Array.isArray(value) || value.some((scope) => typeof scope !== "string")) {
+    errors.push({ key: field, message: "must be a list of scope names" });
+    return [];
+  }
+  const found: FieldError[] = [];
+  const required = checkScopes(field, value as string[], found);
+  if (required.length > SCOPES_MAX_COUNT) found.push({ key: field, message: `must name at most ${SCOPES_MAX_COUNT} scopes` });
+  errors.push(...found.map(({ key, message }) => ({ key, message })));
+  return required;
+}
+
 export const DESCRIPTION_MAX_LENGTH = 1000;
 
 /** A description: null clears it; otherwise trimmed, 1-1000 characters, tab and newlines allowed, the text rule. */

@@ -9,7 +9,7 @@ import type { KeyUse, VerifiableKey } from "../store/types.js";
 import type { ServiceContext } from "./context.js";
 import { validationError, type FieldError } from "./errors.js";
 import type { VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
-import { capUserAgent, checkScopes, SCOPES_MAX_COUNT } from "./validation.js";
+import { capUserAgent, checkRequiredScopes } from "./validation.js";
 import { cacheKeyOf, NOT_FOUND, type CachedEntry, type CachedKey, type VerificationCache } from "./verification-cache.js";
 
 const UNKNOWN_KEY: Omit<VerifyResult, "valid" | "code"> = {
@@ -29,7 +29,7 @@ const NO_SCOPES: readonly string[] = Object.freeze([]);
 /** Records a valid key's use; returns nothing once the use is queued (see KeyUseRecorder). */
 export type RecordUse = (keyId: string, use: KeyUse) => Promise<void> | void;
 
-/** Every outcome has the same shape; only a caller error (bad required_scopes) throws. Never echoes the token. */
+/** Every outcome has the same shape; only a caller error (bad requiredScopes) throws. Never echoes the token. */
 export async function verifyToken(
   ctx: ServiceContext,
   recordUse: RecordUse,
@@ -39,11 +39,11 @@ export async function verifyToken(
 ): Promise<VerifyResult> {
   let required: readonly string[] = NO_SCOPES;
   if (options.requiredScopes !== undefined) {
+    // Named as the library's option; the tool and the HTTP endpoint rename it to their
+    // `required_scopes` (tools/verify_api_key.ts verifyForSnakeCaseCaller).
     const errors: FieldError[] = [];
-    required = checkScopes("required_scopes", options.requiredScopes, errors);
-    if (required.length > SCOPES_MAX_COUNT) errors.push({ key: "required_scopes", message: `must name at most ${SCOPES_MAX_COUNT} scopes` });
-    // No value is echoed: a caller that mixed up its arguments may have put a token here.
-    if (errors.length > 0) throw validationError(errors.map(({ key, message }) => ({ key, message })));
+    required = checkRequiredScopes("requiredScopes", options.requiredScopes, errors);
+    if (errors.length > 0) throw validationError(errors);
   }
 
   const parsed = parseToken(token, ctx.config.keyBrand);

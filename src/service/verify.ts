@@ -26,7 +26,13 @@ export interface VerifyApiKeyOptions extends VerifyOptions {
 export function verifyApiKey(verifier: KeyService | KeyStore, token: string, options: VerifyApiKeyOptions = {}): Promise<VerifyResult> {
   // The service reads only the VerifyOptions fields, so the options go through as they are.
   if (verifier instanceof KeyService) return verifier.verifyApiKey(token, options);
-  const forStore = storeVerifierFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
+  let forStore: StoreVerifier;
+  try {
+    forStore = storeVerifierFor(verifier, options.pepper, options.keyBrand ?? DEFAULT_SERVICE_CONFIG.keyBrand);
+  } catch (error) {
+    // A pepper or brand refused (createTokenHasher, assertValidBrand): a rejection, as every other failure here.
+    return Promise.reject(error as Error);
+  }
   if (forStore.keysUsable) return forStore.service.verifyApiKey(token, options);
   return checkKeysUsable(forStore).then(() => forStore.service.verifyApiKey(token, options));
 }
@@ -57,12 +63,15 @@ function storeVerifierFor(store: KeyStore, pepper: string | undefined, keyBrand:
 
 /**
  * The server refuses to start on a database holding keys it cannot hash (peppered keys without the
- * pepper, an algorithm newer than this build): each would answer not_found forever, and nothing
- * would say why. The library refuses the same way, at the first call with these settings (one
- * read of the stored algorithms), and again at each call until the store's keys are usable.
+ * pepper or with another pepper than the one recorded, an algorithm newer than this build): each
+ * would answer not_found forever, and nothing would say why. The library refuses the same way, at
+ * the first call with these settings (a read of the recorded pepper's fingerprint and of the
+ * stored algorithms; nothing is written), and again at each call until the store's keys are usable.
  */
 async function checkKeysUsable(verifier: StoreVerifier): Promise<void> {
-  const problem = await verifier.service.unusableHashAlgorithmsProblem("this store", "the pepper option of verifyApiKey (KEYWARDEN_PEPPER)");
+  const problem = await verifier.service.unverifiableKeysProblem("this store", "the pepper option of verifyApiKey (KEYWARDEN_PEPPER)", {
+    recordPepper: false,
+  });
   if (problem !== null) throw new Error(problem);
   verifier.keysUsable = true;
 }

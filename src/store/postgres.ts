@@ -217,14 +217,17 @@ export class PostgresKeyStore implements KeyStore {
     return rows.map((row) => row.hash_algorithm);
   }
 
+  async pepperFingerprint(): Promise<string | null> {
+    const [recorded] = await this.query<{ fingerprint: string }>("SELECT fingerprint FROM pepper_fingerprint WHERE id = 1");
+    return recorded?.fingerprint ?? null;
+  }
+
   async recordPepperFingerprint(fingerprint: string, now: string): Promise<string> {
-    const select = "SELECT fingerprint FROM pepper_fingerprint WHERE id = 1";
     // Every start with a pepper asks: a read answers all but the first.
-    const [recorded] = await this.query<{ fingerprint: string }>(select);
-    if (recorded) return recorded.fingerprint;
+    const recorded = await this.pepperFingerprint();
+    if (recorded !== null) return recorded;
     await this.query("INSERT INTO pepper_fingerprint (id, fingerprint, recorded_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING", [fingerprint, now]);
-    const [first] = await this.query<{ fingerprint: string }>(select);
-    return first!.fingerprint;
+    return (await this.pepperFingerprint())!;
   }
 
   async countActiveKeys(userId: string, now: string): Promise<number> {

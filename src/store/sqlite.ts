@@ -230,16 +230,16 @@ export class SqliteKeyStore implements KeyStore {
     return this.statements.hashAlgorithms.all();
   }
 
+  async pepperFingerprint(): Promise<string | null> {
+    return this.statements.pepperFingerprint.get() ?? null;
+  }
+
   async recordPepperFingerprint(fingerprint: string, now: string): Promise<string> {
     // Every start with a pepper asks: a read answers all but the first, without the write lock.
-    const recorded = this.statements.pepperFingerprint.get();
-    if (recorded !== undefined) return recorded;
-    return this.db
-      .transaction((): string => {
-        this.statements.insertPepperFingerprint.run(fingerprint, now);
-        return this.statements.pepperFingerprint.get()!;
-      })
-      .immediate();
+    const recorded = await this.pepperFingerprint();
+    if (recorded !== null) return recorded;
+    this.db.transaction(() => this.statements.insertPepperFingerprint.run(fingerprint, now)).immediate();
+    return this.statements.pepperFingerprint.get()!;
   }
 
   async countActiveKeys(userId: string, now: string): Promise<number> {

@@ -244,6 +244,8 @@ export interface KeyStore {
   findKeyForVerification(keyPrefix: string): Promise<VerifiableKey | null>;
   /** The distinct hash_algorithm values of the stored keys, as stored (one may be unknown to this build). */
   listHashAlgorithms(): Promise<string[]>;
+  /** The pepper fingerprint recorded (recordPepperFingerprint), or null while none is; never writes. */
+  pepperFingerprint(): Promise<string | null>;
   /** Records `fingerprint` unless one is recorded already; answers the one recorded (first wins). */
   recordPepperFingerprint(fingerprint: string, now: string): Promise<string>;
   /** Active keys (not revoked, not expired at `now`, not replaced by a rotation) the user holds. */

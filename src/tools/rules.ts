@@ -6,6 +6,7 @@ import {
   checkExpiresAt,
   checkInteger,
   checkName,
+  checkRequiredScopes,
   checkScopes,
   GRACE_PERIOD_DEFAULT_SECONDS,
   GRACE_PERIOD_MAX_SECONDS,
@@ -43,12 +44,7 @@ export function ruleErrorOf(issue: z.core.$ZodIssue): FieldError | undefined {
 export const nameRule: ServiceRule<string> = (value, errors) => void checkName("", value, errors);
 export const descriptionRule: ServiceRule<string | null> = (value, errors) => void checkDescription("", value, errors);
 export const scopesRule: ServiceRule<string[]> = (value, errors) => void checkScopes("", value, errors);
-/** As scopesRule, echoing no value: verify_api_key's caller may have put a token there (service.verifyApiKey). */
-export const requiredScopesRule: ServiceRule<string[]> = (value, errors) => {
-  const found: FieldError[] = [];
-  checkScopes("", value, found);
-  errors.push(...found.map(({ key, message }) => ({ key, message })));
-};
+export const requiredScopesRule: ServiceRule<string[]> = (value, errors) => void checkRequiredScopes("", value, errors);
 export const pageLimitRule: ServiceRule<number> = (value, errors) => void checkInteger("", value, 1, PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT, errors);
 export const graceRule: ServiceRule<number> = (value, errors) =>
   void checkInteger("", value, 0, GRACE_PERIOD_MAX_SECONDS, GRACE_PERIOD_DEFAULT_SECONDS, errors);

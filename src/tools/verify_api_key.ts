@@ -1,4 +1,7 @@
 import * as z from "zod";
+import { ServiceError, validationError } from "../service/errors.js";
+import type { KeyService } from "../service/service.js";
+import type { VerifyOptions, VerifyResult } from "../service/types.js";
 import { nullableScopeList, scopeList } from "./records.js";
 import { requiredScopesRule, withRule } from "./rules.js";
 import { defineTool } from "./tool.js";
@@ -9,6 +12,20 @@ export const verifyApiKeyInput = z
     required_scopes: withRule(scopeList("Scopes the key must all hold (exact; admin implies none)."), requiredScopesRule).optional(),
   })
   .describe("The key to check.");
+
+/**
+ * service.verifyApiKey for the callers whose field is `required_scopes` (this tool, POST
+ * /v1/keys/verify): the service names the option as its library callers pass it, requiredScopes,
+ * and a refusal names the field the caller sent (call.ts merges it with this schema's own).
+ */
+export async function verifyForSnakeCaseCaller(service: KeyService, key: string, options: VerifyOptions): Promise<VerifyResult> {
+  try {
+    return await service.verifyApiKey(key, options);
+  } catch (error) {
+    if (!(error instanceof ServiceError) || error.code !== "validation_error") throw error;
+    throw validationError(error.errors.map((field) => (field.key === "requiredScopes" ? { ...field, key: "required_scopes" } : field)));
+  }
+}
 
 const nullable = (description: string) => z.string().nullable().describe(description);
 
@@ -42,5 +59,5 @@ export const verifyApiKeyTool = defineTool({
   // not inferred from the hint.
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   scope: "tools:read",
-  handler: (input, { service }) => service.verifyApiKey(input.key, { requiredScopes: input.required_scopes }),
+  handler: (input, { service }) => verifyForSnakeCaseCaller(service, input.key, { requiredScopes: input.required_scopes }),
 });

@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BASE62_ALPHABET, encodeBase62Fixed } from "../../src/keys/base62.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { createTokenHasher, hashesEqual } from "../../src/keys/hash.js";
 import { newApiKeyId, newOrganizationId, newProjectId, newUserId } from "../../src/keys/ids.js";
 import { checksumOf, generateToken, parseToken, TOKEN_PATTERN } from "../../src/keys/token.js";
@@ -138,13 +140,21 @@ describe("hashing", () => {
   });
 
   it("is HMAC-SHA-256 keyed by the pepper when one is set", () => {
-    const hasher = createTokenHasher("key");
+    const hasher = createTokenHasher("a-pepper-of-sixteen-or-more");
     expect(hasher.algorithm).toBe("hmac-sha256");
+    // printf %s 'The quick brown fox jumps over the lazy dog' | openssl dgst -sha256 -hmac a-pepper-of-sixteen-or-more
     expect(hex(hasher.hash("The quick brown fox jumps over the lazy dog"))).toBe(
-      "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8",
+      "15556ec9316ceb39f2c0c63e41028c33dd2e68732b8853f74d23adc87e9a935b",
     );
     // A row stored before the pepper was set still verifies with its own algorithm.
     expect(hex(hasher.hash("abc", "sha256"))).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+
+  it("refuses a pepper shorter than 16 characters, the empty one too, without quoting it", () => {
+    for (const pepper of ["", "key", "fifteen-chars-x"]) {
+      expect(() => createTokenHasher(pepper)).toThrow(new RangeError("the pepper must be at least 16 characters"));
+    }
+    expect(createTokenHasher("sixteen-chars-xx").algorithm).toBe("hmac-sha256");
   });
 
   it("cannot hash an hmac row without a pepper, nor an algorithm it does not know, and says so through canHash", () => {
@@ -153,6 +163,25 @@ describe("hashing", () => {
     expect(createTokenHasher().canHash("sha256")).toBe(true);
     expect(createTokenHasher("a-pepper-of-sixteen-or-more").canHash("argon2id")).toBe(false);
     expect(() => createTokenHasher().hash("abc", "hmac-sha256")).toThrow(/cannot compute hmac-sha256/);
+  });
+
+  it("gives noble's one-shot digests call after call, interleaving algorithms, and never overwrites a digest already returned", () => {
+    const pepper = "a-pepper-of-sixteen-or-more";
+    const hasher = createTokenHasher(pepper);
+    const plain = createTokenHasher();
+    // Tokens, texts longer than a 64-byte block, and non-ASCII (hashed as UTF-8).
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string({ maxLength: 200 }), fc.constant(generateToken().token)), { minLength: 1, maxLength: 8 }), (texts) => {
+        const digests = texts.flatMap((text) => [hasher.hash(text), hasher.hash(text, "sha256"), plain.hash(text)] as const);
+        texts.forEach((text, i) => {
+          const bytes = encoder.encode(text);
+          expect(hex(digests[3 * i]!)).toBe(hex(hmac(sha256, encoder.encode(pepper), bytes)));
+          expect(hex(digests[3 * i + 1]!)).toBe(hex(sha256(bytes)));
+          expect(hex(digests[3 * i + 2]!)).toBe(hex(sha256(bytes)));
+        });
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("compares hashes by value and length", () => {

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createTokenHasher } from "../../src/keys/hash.js";
 import { generateToken } from "../../src/keys/token.js";
 import { verifyApiKey } from "../../src/index.js";
 import { ServiceError } from "../../src/service/errors.js";
@@ -108,8 +109,27 @@ describe("KeyService.verifyApiKey", () => {
     const service = new KeyService({ store, pepper: PEPPER });
     const error = await service.verifyApiKey(generateToken().token, { requiredScopes: ["Bad Scope"] }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ServiceError);
-    expect((error as ServiceError).errors).toEqual([{ key: "required_scopes", message: expect.any(String) }]);
+    // Named as the library's option, which is what this caller passed; no value echoed.
+    expect((error as ServiceError).errors).toEqual([{ key: "requiredScopes", message: expect.any(String) }]);
     expect(calls).toEqual([]);
+  });
+
+  it("refuses required scopes that are not a list of names, or more than 50, naming requiredScopes", async () => {
+    const created = await harness.service.createApiKey(harness.principal, { name: "k" });
+    const refusal = (requiredScopes: unknown) =>
+      verifyApiKey(harness.service, created.key, { requiredScopes: requiredScopes as string[] }).then(
+        () => null,
+        (caught: unknown) => (caught as ServiceError).toBody().error,
+      );
+    expect(await refusal("tools:read")).toEqual({
+      code: "validation_error",
+      message: "invalid requiredScopes: must be a list of scope names",
+      errors: [{ key: "requiredScopes", message: "must be a list of scope names" }],
+    });
+    expect(await refusal([created.key])).toMatchObject({ errors: [{ key: "requiredScopes", message: expect.stringMatching(/^each scope must be/) }] });
+    expect(JSON.stringify(await refusal([created.key]))).not.toContain(created.key.slice(16));
+    expect(await refusal(Array.from({ length: 51 }, (_, i) => `s${i}`))).toMatchObject({ errors: [{ key: "requiredScopes", message: "must name at most 50 scopes" }] });
+    expect(await refusal(Array.from({ length: 50 }, (_, i) => `s${i}`))).toBeNull();
   });
 });
 
@@ -152,6 +172,30 @@ describe("verifyApiKey (library export)", () => {
     expect((refusal as Error).message).not.toContain(created.key.slice(16));
     // Refused at every call until it is usable; with the pepper, verified.
     await expect(verifyApiKey(harness.store, created.key)).rejects.toThrow(/needs the pepper option/);
+    expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER })).code).toBe("valid");
+  });
+
+  it("rejects a pepper shorter than 16 characters, as KEYWARDEN_PEPPER is refused", async () => {
+    const created = await new KeyService({ store: harness.store, pepper: PEPPER }).createApiKey(harness.principal, { name: "k" });
+    await expect(verifyApiKey(harness.store, created.key, { pepper: "too-short" })).rejects.toThrow(new RangeError("the pepper must be at least 16 characters"));
+    expect(() => new KeyService({ store: harness.store, pepper: "" })).toThrow(RangeError);
+    expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER })).code).toBe("valid");
+  });
+
+  it("refuses another pepper than the one the store recorded, and records none itself", async () => {
+    const withPepper = new KeyService({ store: harness.store, pepper: PEPPER });
+    const created = await withPepper.createApiKey(harness.principal, { name: "k" });
+    // No fingerprint recorded yet (no server started on it): a wrong pepper cannot be told, and is not recorded.
+    expect((await verifyApiKey(harness.store, created.key, { pepper: "a-mistaken-pepper-16+" })).code).toBe("not_found");
+    expect(await harness.store.pepperFingerprint()).toBeNull();
+    // A server's start records the pepper (as keywarden serve does); from then on the wrong one is refused.
+    expect(await withPepper.pepperDiffers()).toBe(false);
+    expect(await harness.store.pepperFingerprint()).toBe(createTokenHasher(PEPPER).pepperFingerprint);
+    const refusal = await verifyApiKey(harness.store, created.key, { pepper: "another-mistaken-16+" }).catch((caught: unknown) => caught);
+    expect((refusal as Error).message).toBe(
+      "the pepper option of verifyApiKey (KEYWARDEN_PEPPER) is not the pepper this store hashes its keys with: set the one its keys were created with (keys made with another would never verify)",
+    );
+    expect((refusal as Error).message).not.toContain("another-mistaken");
     expect((await verifyApiKey(harness.store, created.key, { pepper: PEPPER })).code).toBe("valid");
   });
 });

@@ -224,7 +224,11 @@ export function describeKeyStoreContract(name: string, openStore: () => Promise<
       });
 
       it("keeps the first pepper fingerprint recorded, and answers it to every later one", async () => {
+        // Reading records nothing.
+        expect(await store.pepperFingerprint()).toBeNull();
+        expect(await store.pepperFingerprint()).toBeNull();
         expect(await store.recordPepperFingerprint("aa11", "2026-01-01T00:00:00.000Z")).toBe("aa11");
+        expect(await store.pepperFingerprint()).toBe("aa11");
         expect(await store.recordPepperFingerprint("bb22", "2026-01-02T00:00:00.000Z")).toBe("aa11");
         expect(await store.recordPepperFingerprint("aa11", "2026-01-03T00:00:00.000Z")).toBe("aa11");
       });

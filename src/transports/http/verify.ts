@@ -3,7 +3,7 @@ import { errorBody, ServiceError } from "../../service/errors.js";
 import type { KeyService } from "../../service/service.js";
 import type { RequestOrigin } from "../../service/types.js";
 import { fieldErrorsOf } from "../../tools/call.js";
-import { verifyApiKeyInput } from "../../tools/verify_api_key.js";
+import { verifyApiKeyInput, verifyForSnakeCaseCaller } from "../../tools/verify_api_key.js";
 import { MAX_BODY_BYTES, PARSE_ERROR, PAYLOAD_TOO_LARGE, VERIFY_BODY_NOT_OBJECT, VERIFY_PATH, writeRefusal, type Refusal } from "./answers.js";
 
 // POST /v1/keys/verify for gateways (README, "The verify endpoint"): the one handler both adapters
@@ -30,7 +30,7 @@ export function createVerifyHandler(service: KeyService): VerifyHandler {
       return { status: 400, body: errorBody("validation_error", message, errors) };
     }
     try {
-      const result = await service.verifyApiKey(parsed.data.key, {
+      const result = await verifyForSnakeCaseCaller(service, parsed.data.key, {
         requiredScopes: parsed.data.required_scopes,
         ip: origin.clientAddress,
         userAgent: origin.userAgent,

@@ -134,6 +134,13 @@ describe("POST /v1/keys/verify, per status, on the fast path and through Express
       expectBody: () => validation("2 fields are invalid", [expect.objectContaining({ key: "key" }), expect.objectContaining({ key: "token" })]),
     },
     {
+      name: "400 more required scopes than a key can hold, named as the body names them",
+      headers: () => ({ ...json, ...bearer(gateway.key) }),
+      body: () => JSON.stringify({ key: checked.key, required_scopes: Array.from({ length: 51 }, (_, i) => `s${i}`) }),
+      status: 400,
+      expectBody: () => validation("invalid required_scopes: must name at most 50 scopes", [{ key: "required_scopes", message: "must name at most 50 scopes" }]),
+    },
+    {
       name: "400 an empty body (read as {})",
       headers: () => ({ ...json, ...bearer(gateway.key) }),
       body: () => "",
