@@ -48,7 +48,7 @@ function asciiBytesOf(text: string): Uint8Array {
  * A hash started once and copied for each input. noble's one-shot sha256() and hmac() build a new
  * hasher on every call (its buffers and a DataView; for HMAC, the pepper's two key blocks hashed
  * again): a third of a cached verification's time (CPU profile of the README call over 20,000
- * cached keys, 2026-11-27; bench/verify-inprocess.mjs's rows went from 1.5x to 2.1x the floor).
+ * cached keys, 2026-11-27; bench/verify-inprocess.mjs's rows went from 1.5x to 1.8-2.0x the floor).
  * `_cloneInto(to)`, part of noble's Hash interface ("copies the current hash state into an
  * existing instance"), resets the working hasher to the pristine state and allocates nothing.
  * From the copy to the digest nothing yields, so calls never share state; each digest is a new
